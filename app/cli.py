@@ -1,0 +1,33 @@
+"""``ppo-explorer``: serve the app with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+from app.settings import get_settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse ``--host``, ``--port``, ``--workers`` (defaults from the environment) and serve."""
+    settings = get_settings()
+    parser = argparse.ArgumentParser(prog="ppo-explorer", description="Serve PPO Explorer.")
+    parser.add_argument("--host", default=settings.host, help=f"default {settings.host}")
+    parser.add_argument("--port", type=int, default=settings.port, help=f"default {settings.port}")
+    parser.add_argument(
+        "--workers", type=int, default=settings.workers, help=f"default {settings.workers}"
+    )
+    args = parser.parse_args(argv)
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Settings from environment variables (prefix ``PPO_EXPLORER_``), in one place."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every limit and deployment knob; each field is the env var ``PPO_EXPLORER_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="PPO_EXPLORER_", frozen=True)
+
+    host: str = Field("127.0.0.1", description="Interface to bind.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port.")
+    workers: int = Field(1, ge=1, le=64, description="Uvicorn worker processes.")
+    max_body_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted; larger ones get 413 before being read whole.",
+    )
+    max_tensor_elements: int = Field(
+        4 * 1024 * 1024,
+        ge=1,
+        description="Most elements in any one tensor of a request (logits count every entry).",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS; none by default (closed)."
+    )
+    heavy_concurrency: int = Field(
+        2, ge=1, le=64, description="Heavy requests (analyze, lab) computed at once per worker."
+    )
+    heavy_queue: int = Field(
+        8, ge=0, le=1024, description="Heavy requests allowed to wait; beyond it: 503."
+    )
+    heavy_timeout_s: float = Field(
+        30.0, gt=0, le=600, description="Seconds a heavy request may take before a 503."
+    )
+    frame_ancestors: str = Field(
+        "'none'", description="CSP frame-ancestors value: who may embed the page."
+    )
+    log_json: bool = Field(True, description="Structured (JSON) access logs.")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

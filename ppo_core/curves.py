@@ -1,0 +1,129 @@
+"""Curves for teaching: the clipped objective against the ratio, the value loss against the
+prediction. These are *objectives* where the name says so (PPO's ``L^CLIP``, to maximise)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ppo_core._checks import PPOInputError, check_positive
+from ppo_core.policy import ClipBounds, clip_bounds, clipped_surrogate
+from ppo_core.value import value_loss
+
+MAX_CURVE_POINTS = 10_000
+
+
+def _grid(low: float, high: float, points: int, low_name: str, high_name: str) -> Tensor:
+    if not (points >= 2 and points <= MAX_CURVE_POINTS):
+        raise PPOInputError("points", f"must be in [2, {MAX_CURVE_POINTS}], got {points}")
+    if not high > low:
+        raise PPOInputError(high_name, f"must be greater than {low_name} ({low}), got {high}")
+    return torch.linspace(low, high, points, dtype=torch.float64)
+
+
+@dataclass(frozen=True)
+class ClipObjectiveCurve:
+    """PPO objective pieces sampled over ratios (objective sign: higher is better)."""
+
+    ratio: Tensor
+    unclipped: Tensor
+    """``r A``."""
+    clipped: Tensor
+    """``clip(r, 1-eps_low, 1+eps_high) A``."""
+    objective: Tensor
+    """``min(r A, clip(r) A)``, then ``max(., c A)`` for ``A < 0`` with dual clip."""
+    gradient: Tensor
+    """``d objective / d r`` by autograd: 0 where the clip is active."""
+    bounds: ClipBounds
+
+
+def clip_objective_curve(
+    epsilon: float = 0.2,
+    advantage: float = 1.0,
+    *,
+    ratio_min: float = 0.5,
+    ratio_max: float = 1.5,
+    points: int = 100,
+    epsilon_low: float | None = None,
+    epsilon_high: float | None = None,
+    dual_clip: float | None = None,
+) -> ClipObjectiveCurve:
+    """The PPO paper's figure (and the seed's): clipped objective vs probability ratio.
+
+    Formula: ``L(r) = min(r A, clip(r, 1 - eps_low, 1 + eps_high) A)``, with dual clip
+    ``L = max(L, c A)`` for ``A < 0``. Same rule as :func:`ppo_core.policy.policy_loss` (it is
+    the negated per-token loss), so the curve and the API's losses cannot disagree.
+
+    Examples:
+        >>> c = clip_objective_curve(0.2, 1.0, ratio_min=1.0, ratio_max=1.4, points=3)
+        >>> c.objective.tolist(), c.gradient.tolist()
+        ([1.0, 1.2, 1.2], [1.0, 1.0, 0.0])
+    """
+    if not (ratio_min >= 0):
+        raise PPOInputError("ratio_min", f"must be >= 0, got {ratio_min}")
+    bounds = clip_bounds(epsilon, epsilon_low, epsilon_high, dual_clip)
+    ratio = _grid(ratio_min, ratio_max, points, "ratio_min", "ratio_max").requires_grad_(True)
+    adv = torch.full_like(ratio, float(advantage))
+    terms = clipped_surrogate(ratio, adv, bounds)
+    objective = -terms.loss
+    (gradient,) = torch.autograd.grad(objective.sum(), ratio)
+    r = ratio.detach()
+    return ClipObjectiveCurve(
+        ratio=r,
+        unclipped=r * advantage,
+        clipped=r.clamp(bounds.low, bounds.high) * advantage,
+        objective=objective.detach(),
+        gradient=gradient,
+        bounds=bounds,
+    )
+
+
+@dataclass(frozen=True)
+class ValueLossCurve:
+    """Value loss (scale 1) vs prediction ``V`` for fixed ``R`` and ``V_old``."""
+
+    prediction: Tensor
+    unclipped: Tensor
+    """``(V - R)^2``."""
+    clipped_max: Tensor
+    """``max((V - R)^2, (V_clip - R)^2)`` (seed / CleanRL / verl / TRL)."""
+    clipped_only: Tensor
+    """``(V_clip - R)^2`` (Stable-Baselines3)."""
+    clip_low: float
+    clip_high: float
+
+
+def value_loss_curve(
+    returns: float = 1.0,
+    old_value: float = 0.0,
+    clip_range: float = 0.2,
+    *,
+    prediction_min: float = -2.0,
+    prediction_max: float = 3.0,
+    points: int = 200,
+) -> ValueLossCurve:
+    """Squared error vs prediction, unclipped and clipped around ``old_value``.
+
+    Examples:
+        >>> c = value_loss_curve(1.0, 0.0, 0.2, prediction_min=0.0, prediction_max=1.0, points=2)
+        >>> curves = (c.unclipped, c.clipped_max, c.clipped_only)
+        >>> [[round(x, 2) for x in t.tolist()] for t in curves]
+        [[1.0, 0.0], [1.0, 0.64], [1.0, 0.64]]
+    """
+    check_positive("clip_range", clip_range)
+    v = _grid(prediction_min, prediction_max, points, "prediction_min", "prediction_max")
+    r = torch.full_like(v, float(returns))
+    old = torch.full_like(v, float(old_value))
+    unclipped = value_loss(v, r).per_token_loss
+    as_max = value_loss(v, r, old, clip_range=clip_range, mode="max").per_token_loss
+    as_clipped = value_loss(v, r, old, clip_range=clip_range, mode="clipped").per_token_loss
+    return ValueLossCurve(
+        prediction=v,
+        unclipped=unclipped,
+        clipped_max=as_max,
+        clipped_only=as_clipped,
+        clip_low=old_value - clip_range,
+        clip_high=old_value + clip_range,
+    )

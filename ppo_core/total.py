@@ -1,0 +1,225 @@
+"""The complete PPO loss: policy + value + entropy (+ KL), under a convention preset.
+
+Formula: ``L = L_policy + vf_coef * L_value - entropy_coef * H (+ kl_coef * KL if the
+convention puts the KL in the loss)``. A loss: minimise it. Every term is aggregated with the
+convention's ``loss_agg_mode`` over the same mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ppo_core._checks import PPOInputError, check_same_shape, prepare_mask
+from ppo_core.advantages import gae, normalize_advantages, whiten
+from ppo_core.aggregation import aggregate, masked_mean, masked_var
+from ppo_core.conventions import CONVENTIONS, Convention
+from ppo_core.diagnostics import explained_variance
+from ppo_core.entropy import compute_entropy, entropy_from_logits
+from ppo_core.kl import kl_per_token
+from ppo_core.policy import PolicyLossOutput, compute_ppo_loss, policy_loss
+from ppo_core.value import ValueLossOutput, compute_value_loss, value_loss
+
+
+@dataclass(frozen=True)
+class TotalLossOutput:
+    """Result of :func:`ppo_total_loss`: the total, each term, and batch diagnostics."""
+
+    total_loss: Tensor
+    policy: PolicyLossOutput
+    value: ValueLossOutput
+    entropy: Tensor | None
+    """Aggregated entropy (``None`` when neither logits nor entropies were given)."""
+    kl: Tensor | None
+    """Aggregated KL to the reference with the convention's estimator (``None`` without it)."""
+    kl_in_loss: bool
+    value_clip_applied: bool
+    """False when the convention clips the value but no ``old_values`` were given."""
+    advantages: Tensor
+    """The advantages the policy loss used (after the convention's normalisation)."""
+    explained_variance: float | None
+
+
+def compute_advantages(
+    rewards: Tensor, values: Tensor, mask: Tensor | None, convention: Convention
+) -> tuple[Tensor, Tensor]:
+    """GAE with the convention's ``gamma`` / ``lam``, whitened when it says ``whiten``.
+
+    Returns ``(advantages, returns)``; returns are ``A + V`` before whitening (verl, TRL).
+    """
+    out = gae(rewards, values, mask, gamma=convention.gamma, lam=convention.lam)
+    advantages = out.advantages
+    if convention.advantage_norm == "whiten":
+        advantages = whiten(advantages, mask)
+    return advantages, out.returns
+
+
+def ppo_total_loss(
+    logprobs: Tensor,
+    old_logprobs: Tensor,
+    advantages: Tensor,
+    values: Tensor,
+    returns: Tensor,
+    *,
+    mask: Tensor | None = None,
+    old_values: Tensor | None = None,
+    logits: Tensor | None = None,
+    entropy: Tensor | None = None,
+    ref_logprobs: Tensor | None = None,
+    convention: Convention = CONVENTIONS["seed"],
+) -> TotalLossOutput:
+    """Total PPO loss and every diagnostic, computed as ``convention`` computes them.
+
+    Formula: ``L = agg(l_policy) + vf_coef * agg(l_value) - entropy_coef * agg(H)
+    [+ kl_coef * agg(KL)]`` where ``agg`` is the convention's ``loss_agg_mode``. With
+    ``advantage_norm == "minibatch"`` (CleanRL, SB3) advantages are normalised here, over the
+    valid tokens, as those libraries do per minibatch; ``"whiten"`` conventions whiten when
+    advantages are *computed* (:func:`compute_advantages`), so given advantages are used as is.
+
+    Args:
+        logprobs: Current log-probs of the taken tokens, ``[T]`` or ``[B, T]``.
+        old_logprobs: Rollout log-probs (same shape).
+        advantages: Advantages (same shape).
+        values: Current value predictions (same shape).
+        returns: Value targets (same shape).
+        mask: Optional 0/1 mask of valid tokens.
+        old_values: Rollout value predictions, needed for value clipping.
+        logits: ``[..., V]`` logits whose leading shape is ``logprobs.shape``, for the entropy.
+        entropy: Per-token entropies instead of logits (same shape as ``logprobs``).
+        ref_logprobs: Reference-policy log-probs, for the KL (same shape).
+        convention: The preset whose knobs apply (:data:`CONVENTIONS`).
+
+    Returns:
+        A :class:`TotalLossOutput`.
+
+    Examples:
+        >>> import torch
+        >>> t = torch.zeros(4)
+        >>> out = ppo_total_loss(t, t, torch.tensor([1.0, -1.0, 1.0, -1.0]), t, torch.ones(4))
+        >>> float(out.total_loss), float(out.value.loss)  # policy 0, value 1 * 0.5
+        (0.5, 1.0)
+    """
+    check_same_shape(
+        "logprobs",
+        logprobs,
+        old_logprobs=old_logprobs,
+        advantages=advantages,
+        values=values,
+        returns=returns,
+        old_values=old_values,
+        entropy=entropy,
+        ref_logprobs=ref_logprobs,
+    )
+    if logits is not None and entropy is not None:
+        raise PPOInputError("entropy", "give logits or per-token entropy, not both")
+    if logits is not None and tuple(logits.shape[:-1]) != tuple(logprobs.shape):
+        raise PPOInputError(
+            "logits",
+            f"leading shape {list(logits.shape[:-1])} does not match "
+            f"logprobs {list(logprobs.shape)}",
+        )
+    c = convention
+    m = prepare_mask(mask, logprobs)
+
+    if c.advantage_norm == "minibatch":
+        if m is None:
+            advantages = normalize_advantages(advantages)
+        else:
+            std = masked_var(advantages, m, unbiased=True).sqrt()
+            advantages = (advantages - masked_mean(advantages, m)) / (std + 1e-8)
+
+    pol = policy_loss(
+        logprobs,
+        old_logprobs,
+        advantages,
+        m,
+        clip_ratio=c.clip_ratio,
+        clip_ratio_low=c.clip_ratio_low,
+        clip_ratio_high=c.clip_ratio_high,
+        dual_clip=c.dual_clip,
+        log_ratio_clamp=c.log_ratio_clamp,
+        loss_agg_mode=c.loss_agg_mode,
+    )
+    clip_value = c.value_clip_range is not None and old_values is not None
+    val = value_loss(
+        values,
+        returns,
+        old_values if clip_value else None,
+        m,
+        clip_range=c.value_clip_range if clip_value else None,
+        mode=c.value_mode,
+        scale=c.value_scale,
+        loss_agg_mode=c.loss_agg_mode,
+    )
+    total = pol.loss + c.vf_coef * val.loss
+
+    ent = None
+    if logits is not None:
+        entropy = entropy_from_logits(logits)
+    if entropy is not None:
+        ent = aggregate(entropy, m, c.loss_agg_mode)
+        total = total - c.entropy_coef * ent
+
+    kl = None
+    kl_in_loss = False
+    if ref_logprobs is not None:
+        kl = aggregate(
+            kl_per_token(logprobs, ref_logprobs, c.kl_estimator, log_ratio_clamp=c.log_ratio_clamp),
+            m,
+            c.loss_agg_mode,
+        )
+        if c.kl_placement == "loss" and c.kl_coef > 0:
+            total = total + c.kl_coef * kl
+            kl_in_loss = True
+
+    return TotalLossOutput(
+        total_loss=total,
+        policy=pol,
+        value=val,
+        entropy=ent,
+        kl=kl,
+        kl_in_loss=kl_in_loss,
+        value_clip_applied=clip_value,
+        advantages=advantages,
+        explained_variance=explained_variance(values, returns, m),
+    )
+
+
+def compute_ppo_total_loss(
+    policy_logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    values: torch.Tensor,
+    returns: torch.Tensor,
+    logits: torch.Tensor,
+    clip_ratio: float = 0.2,
+    vf_coef: float = 0.5,
+    entropy_coef: float = 0.01,
+) -> dict[str, torch.Tensor]:
+    """The seed tutorial's total loss (same name, signature, keys and numbers).
+
+    Formula: ``total = policy_loss + vf_coef * value_loss - entropy_coef * entropy`` with the
+    seed's clipped policy loss, unclipped MSE value loss and mean entropy. A loss.
+
+    Returns:
+        ``{"total_loss", "policy_loss", "value_loss", "entropy"}``, each a 0-dim tensor.
+
+    Examples:
+        >>> import torch
+        >>> out = compute_ppo_total_loss(torch.zeros(2), torch.zeros(2), torch.ones(2),
+        ...                              torch.zeros(2), torch.ones(2), torch.zeros(2, 4))
+        >>> {k: round(float(v), 4) for k, v in out.items()}
+        {'total_loss': -0.5139, 'policy_loss': -1.0, 'value_loss': 1.0, 'entropy': 1.3863}
+    """
+    policy = compute_ppo_loss(policy_logprobs, old_logprobs, advantages, clip_ratio)
+    value = compute_value_loss(values, returns, clip_value=False)
+    entropy = compute_entropy(logits)
+    total_loss = policy + vf_coef * value - entropy_coef * entropy
+    return {
+        "total_loss": total_loss,
+        "policy_loss": policy,
+        "value_loss": value,
+        "entropy": entropy,
+    }
