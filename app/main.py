@@ -1,23 +1,86 @@
-"""Application factory: ``create_app()`` wires settings, routers and static files."""
+"""Application factory: ``create_app()`` wires settings, middleware, routers and the page."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
 
-from app import __version__
-from app.routes import health
+import orjson
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+
+from app import __version__, errors
+from app.heavy import HeavyRunner
+from app.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from app.routes import advantages, analyze, curves, health, losses, reference
 from app.settings import Settings, get_settings
+
+
+class _OrjsonRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = orjson.loads(await self.body())
+        return self._json
+
+
+class OrjsonRoute(APIRoute):
+    """Parses JSON bodies with orjson: about 4x faster than the standard library on the
+    large tensors this API takes, with the same error type (a ``ValueError``)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route_handler(request: Request) -> Response:
+            return await handler(_OrjsonRequest(request.scope, request.receive))
+
+        return route_handler
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the FastAPI app from ``settings`` (default: the environment)."""
     settings = settings or get_settings()
+    heavy = HeavyRunner(settings.heavy_concurrency, settings.heavy_queue, settings.heavy_timeout_s)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not logging.getLogger("app.access").handlers:
+            logging.basicConfig(level=logging.INFO, format="%(message)s")
+        heavy.start_processes()
+        try:
+            yield
+        finally:
+            heavy.shutdown()
+
     app = FastAPI(
         title="PPO Explorer",
         version=__version__,
-        description="The PPO loss — clipped surrogate, value loss, entropy, KL, advantages — "
-        "computed on demand by ppo_core.",
+        description="The PPO loss (clipped surrogate, value loss, entropy, KL, advantages) "
+        "computed on demand by ppo_core. Every tensor is a (nested) list of finite numbers; "
+        "errors are 4xx JSON naming the field and the problem.",
+        lifespan=lifespan,
     )
+    app.router.route_class = OrjsonRoute
     app.state.settings = settings
-    app.include_router(health.router)
+    app.state.heavy = heavy
+    errors.install(app)
+    for module in (health, curves, losses, advantages, analyze, reference):
+        module.router.route_class = OrjsonRoute
+        app.include_router(module.router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type", "x-request-id"],
+            expose_headers=["x-request-id"],
+        )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        frame_ancestors=settings.frame_ancestors,
+        log_json=settings.log_json,
+    )
     return app

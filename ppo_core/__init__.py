@@ -19,9 +19,20 @@ from ppo_core.entropy import (
     entropy_from_logits,
     entropy_vs_temperature,
 )
-from ppo_core.kl import AdaptiveKLController, FixedKLController, kl_estimate, kl_per_token
+from ppo_core.kl import (
+    AdaptiveKLController,
+    FixedKLController,
+    kl_estimate,
+    kl_estimator_drift,
+    kl_per_token,
+)
 from ppo_core.policy import compute_ppo_loss, policy_loss
-from ppo_core.total import compute_advantages, compute_ppo_total_loss, ppo_total_loss
+from ppo_core.total import (
+    compute_advantages,
+    compute_ppo_total_loss,
+    ppo_total_loss,
+    seed_example_batch,
+)
 from ppo_core.value import compute_value_loss, value_loss
 
 __all__ = [
@@ -47,11 +58,13 @@ __all__ = [
     "group_advantages",
     "histogram",
     "kl_estimate",
+    "kl_estimator_drift",
     "kl_per_token",
     "masked_mean",
     "normalize_advantages",
     "policy_loss",
     "ppo_total_loss",
+    "seed_example_batch",
     "value_loss",
     "value_loss_curve",
     "whiten",

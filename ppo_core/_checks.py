@@ -25,6 +25,10 @@ class PPOInputError(ValueError):
         self.field = field
         self.problem = problem
 
+    def __reduce__(self) -> tuple[type[PPOInputError], tuple[str, str]]:
+        # Picklable with its fields, so it crosses process boundaries (the API's worker pool).
+        return (PPOInputError, (self.field, self.problem))
+
 
 def check_float(name: str, tensor: Tensor) -> None:
     """Require a floating-point tensor."""

@@ -67,4 +67,4 @@ def histogram(values: Tensor, mask: Tensor | None = None, bins: int = 40) -> His
         if lo == hi:
             return Histogram(torch.tensor([lo - 0.5, hi + 0.5]), torch.tensor([flat.numel()]))
         counts = torch.histc(flat, bins=bins, min=lo, max=hi).long()
-        return Histogram(torch.linspace(lo, hi, bins + 1, dtype=torch.float64).float(), counts)
+        return Histogram(torch.linspace(lo, hi, bins + 1, dtype=torch.float64), counts)

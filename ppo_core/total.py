@@ -223,3 +223,36 @@ def compute_ppo_total_loss(
         "value_loss": value,
         "entropy": entropy,
     }
+
+
+def seed_example_batch(
+    seed: int = 0, batch_size: int = 16, vocab_size: int = 1000
+) -> dict[str, torch.Tensor]:
+    """The seed tutorial's fake batch, reproducible: the inputs of its total-loss example.
+
+    ``policy_logprobs``, ``old_logprobs`` = N(0, 1) - 2; ``advantages``, ``values``,
+    ``returns`` = N(0, 1); ``logits`` = N(0, 1) of shape ``[batch_size, vocab_size]``; drawn in
+    that order from one generator seeded with ``seed``.
+
+    Examples:
+        >>> b = seed_example_batch(0, 4, 10)
+        >>> sorted(b), list(b["logits"].shape)
+        (['advantages', 'logits', 'old_logprobs', 'policy_logprobs', 'returns', 'values'], [4, 10])
+    """
+    if batch_size < 2:
+        raise PPOInputError("batch_size", f"must be >= 2, got {batch_size}")
+    if vocab_size < 2:
+        raise PPOInputError("vocab_size", f"must be >= 2, got {vocab_size}")
+    gen = torch.Generator().manual_seed(seed)
+
+    def normal(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=gen)
+
+    return {
+        "policy_logprobs": normal(batch_size) - 2,
+        "old_logprobs": normal(batch_size) - 2,
+        "advantages": normal(batch_size),
+        "values": normal(batch_size),
+        "returns": normal(batch_size),
+        "logits": normal(batch_size, vocab_size),
+    }

@@ -1,0 +1,83 @@
+"""Heavy work off the event loop, bounded: a fixed pool, a bounded queue, a timeout.
+
+Requests over the inline threshold run in a thread pool (NumPy / torch release the GIL); the
+batch analyzer runs in a process pool, because parsing a 50 MB JSON body holds the GIL for
+about a second and would stall every other request. When ``concurrency + queue`` requests are
+already admitted, a new one is refused at once with 503 and ``Retry-After`` instead of
+queueing without end; one that runs past the timeout gets 503 too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class Overloaded(Exception):
+    """The heavy pool is full or a job timed out: answer 503 with ``Retry-After``."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+def _warm_up() -> None:
+    """Runs once in each worker process so its imports (torch, ppo_core) happen at start-up."""
+    import app.analysis  # noqa: F401
+
+
+class HeavyRunner:
+    """Admission control plus the executors for heavy work."""
+
+    def __init__(self, concurrency: int, queue: int, timeout_s: float) -> None:
+        self.concurrency = concurrency
+        self.capacity = concurrency + queue
+        self.timeout_s = timeout_s
+        self._admitted = 0
+        self._threads = ThreadPoolExecutor(concurrency, thread_name_prefix="heavy")
+        self._processes: ProcessPoolExecutor | None = None
+
+    @property
+    def admitted(self) -> int:
+        """Requests currently running or waiting."""
+        return self._admitted
+
+    def start_processes(self) -> None:
+        """Create the process pool and warm each worker up (in the background)."""
+        if self._processes is None:
+            ctx = multiprocessing.get_context("spawn")
+            self._processes = ProcessPoolExecutor(self.concurrency, mp_context=ctx)
+            for _ in range(self.concurrency):
+                self._processes.submit(_warm_up)
+
+    def shutdown(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        if self._processes is not None:
+            self._processes.shutdown(wait=False, cancel_futures=True)
+
+    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._run(self._threads, fn, *args)
+
+    async def in_process(self, fn: Callable[..., T], *args: Any) -> T:
+        self.start_processes()
+        assert self._processes is not None
+        return await self._run(self._processes, fn, *args)
+
+    async def _run(self, executor: Executor, fn: Callable[..., T], *args: Any) -> T:
+        if self._admitted >= self.capacity:
+            raise Overloaded(f"server busy: {self._admitted} heavy requests in progress")
+        self._admitted += 1
+        try:
+            future = asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+            try:
+                return await asyncio.wait_for(future, self.timeout_s)
+            except TimeoutError:
+                raise Overloaded(f"request took longer than {self.timeout_s:g} s") from None
+        finally:
+            self._admitted -= 1

@@ -1,0 +1,95 @@
+"""``POST /api/v1/analyze``: a whole rollout batch, as JSON or as ``.npy`` uploads.
+
+The body is read here (async, bounded by the body-size middleware) and handed to a worker
+process that parses, validates and computes, so a 1M-token batch never stalls the event loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.datastructures import UploadFile
+
+from app.analysis import TENSOR_FIELDS, analyze_json, analyze_npy
+from app.errors import RequestInvalid, error_item
+from app.heavy import HeavyRunner
+from app.schemas import AnalyzeRequest, AnalyzeResponse, ErrorResponse
+from app.services import limits
+from ppo_core.conventions import CONVENTIONS
+
+router = APIRouter(prefix="/api/v1", tags=["analyze"])
+
+_CONVENTION_DOC = "\n".join(
+    f"- `{c.name}` ({c.library}): `{c.formula()}`. {c.notes}" for c in CONVENTIONS.values()
+)
+
+_multipart_schema = {
+    "type": "object",
+    "properties": {
+        **{name: {"type": "string", "format": "binary"} for name in TENSOR_FIELDS},
+        **{
+            name: {"type": "string"}
+            for name in AnalyzeRequest.model_fields
+            if name not in TENSOR_FIELDS
+        },
+    },
+    "required": ["logprobs", "old_logprobs"],
+}
+
+
+@router.post(
+    "/analyze",
+    response_model=AnalyzeResponse,
+    responses={
+        413: {"model": ErrorResponse},
+        422: {"model": ErrorResponse},
+        503: {"model": ErrorResponse},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": AnalyzeRequest.model_json_schema()},
+                "multipart/form-data": {"schema": _multipart_schema},
+            },
+        }
+    },
+    description="Loss breakdown, every diagnostic and histograms for a rollout batch. "
+    "Send JSON (`AnalyzeRequest`) or multipart with one `.npy` file per tensor field "
+    "(never unpickled) and knobs as text fields. Conventions:\n" + _CONVENTION_DOC,
+)
+async def analyze(request: Request) -> Any:
+    settings = limits(request)
+    runner: HeavyRunner = request.app.state.heavy
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        files, fields = await _read_form(request)
+        return await runner.in_process(analyze_npy, files, fields, settings.max_tensor_elements)
+    if content_type.split(";")[0].strip() not in ("application/json", ""):
+        raise RequestInvalid(
+            [
+                error_item(
+                    ["header", "content-type"],
+                    "expected application/json or multipart/form-data",
+                    "content_type",
+                )
+            ]
+        )
+    body = await request.body()
+    return await runner.in_process(analyze_json, body, settings.max_tensor_elements)
+
+
+async def _read_form(request: Request) -> tuple[dict[str, bytes], dict[str, str]]:
+    form = await request.form(max_files=len(TENSOR_FIELDS), max_fields=64)
+    files: dict[str, bytes] = {}
+    fields: dict[str, str] = {}
+    try:
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                files[name] = await value.read()
+            elif value.strip().lower() not in ("", "null", "none"):
+                fields[name] = value
+    finally:
+        await form.close()
+    return files, fields

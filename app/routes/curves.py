@@ -1,0 +1,216 @@
+"""Interactive curves for the page: small, computed on the event loop in well under 1 ms."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from fastapi import APIRouter, Query
+
+from app.schemas import (
+    ClipBoundsOut,
+    ClipObjectiveResponse,
+    EntropyCaseOut,
+    EntropyComparisonResponse,
+    KLDriftResponse,
+    PointReadout,
+    SampleLossResponse,
+    TemperatureCurve,
+    ValueCurveResponse,
+)
+from app.services import breakdown, loss_diagnostics
+from ppo_core import (
+    PPOInputError,
+    clip_objective_curve,
+    entropy_comparison,
+    entropy_vs_temperature,
+    get_convention,
+    kl_estimator_drift,
+    ppo_total_loss,
+    seed_example_batch,
+    value_loss_curve,
+)
+from ppo_core.curves import MAX_CURVE_POINTS
+
+router = APIRouter(prefix="/api/v1", tags=["curves"])
+
+MAX_COMPARISON_ELEMENTS = 262_144
+TEMPERATURES = [round(10 ** (-1.3 + 0.1 * i), 4) for i in range(27)]  # 0.05 ... 20
+
+
+@router.get("/clip-objective", response_model=ClipObjectiveResponse)
+async def clip_objective(
+    epsilon: float = Query(0.2, gt=0, lt=1, description="Symmetric clip epsilon."),
+    advantage: float = Query(1.0, ge=-1e6, le=1e6, description="Advantage A."),
+    ratio_min: float = Query(0.5, ge=0, le=100, description="Left end of the ratio axis."),
+    ratio_max: float = Query(1.5, gt=0, le=100, description="Right end of the ratio axis."),
+    points: int = Query(100, ge=2, le=MAX_CURVE_POINTS, description="Samples on the axis."),
+    epsilon_low: float | None = Query(None, gt=0, lt=1, description="Lower epsilon."),
+    epsilon_high: float | None = Query(None, gt=0, le=10, description="Upper epsilon."),
+    dual_clip: float | None = Query(None, gt=1, le=100, description="Dual-clip c > 1."),
+    ratio: float | None = Query(None, ge=0, le=100, description="A ratio to read out."),
+) -> ClipObjectiveResponse:
+    """The PPO objective ``min(rA, clip(r)A)`` vs the ratio, with d/dr by autograd."""
+    c = clip_objective_curve(
+        epsilon,
+        advantage,
+        ratio_min=ratio_min,
+        ratio_max=ratio_max,
+        points=points,
+        epsilon_low=epsilon_low,
+        epsilon_high=epsilon_high,
+        dual_clip=dual_clip,
+    )
+    point = None
+    if ratio is not None:
+        p = clip_objective_curve(
+            epsilon,
+            advantage,
+            ratio_min=ratio,
+            ratio_max=ratio + 1e-9,
+            points=2,
+            epsilon_low=epsilon_low,
+            epsilon_high=epsilon_high,
+            dual_clip=dual_clip,
+        )
+        grad = float(p.gradient[0])
+        point = PointReadout(
+            ratio=ratio,
+            objective=float(p.objective[0]),
+            gradient=grad,
+            clipped=grad == 0.0 and advantage != 0.0,
+        )
+    return ClipObjectiveResponse(
+        ratio=c.ratio.tolist(),
+        unclipped=c.unclipped.tolist(),
+        clipped=c.clipped.tolist(),
+        objective=c.objective.tolist(),
+        gradient=c.gradient.tolist(),
+        clip_bounds=ClipBoundsOut(low=c.bounds.low, high=c.bounds.high, dual_clip=dual_clip),
+        point=point,
+    )
+
+
+@router.get("/value-loss-curve", response_model=ValueCurveResponse)
+async def value_curve(
+    returns: float = Query(1.0, ge=-1e4, le=1e4, description="Target return R."),
+    old_value: float = Query(0.0, ge=-1e4, le=1e4, description="Rollout prediction V_old."),
+    clip_range: float = Query(0.2, gt=0, le=1e4, description="Absolute clip around V_old."),
+    prediction_min: float = Query(-2.0, ge=-1e4, le=1e4, description="Left end of V axis."),
+    prediction_max: float = Query(3.0, ge=-1e4, le=1e4, description="Right end of V axis."),
+    points: int = Query(200, ge=2, le=MAX_CURVE_POINTS, description="Samples on the axis."),
+) -> ValueCurveResponse:
+    """Squared error vs prediction: unclipped, seed/CleanRL ``max`` and SB3 ``clipped``."""
+    c = value_loss_curve(
+        returns,
+        old_value,
+        clip_range,
+        prediction_min=prediction_min,
+        prediction_max=prediction_max,
+        points=points,
+    )
+    return ValueCurveResponse(
+        prediction=c.prediction.tolist(),
+        unclipped=c.unclipped.tolist(),
+        clipped_max=c.clipped_max.tolist(),
+        clipped_only=c.clipped_only.tolist(),
+        clip_low=c.clip_low,
+        clip_high=c.clip_high,
+    )
+
+
+@router.get("/entropy-comparison", response_model=EntropyComparisonResponse)
+async def entropy_cmp(
+    vocab_size: int = Query(1000, ge=2, le=65_536, description="Vocabulary size V."),
+    batch_size: int = Query(16, ge=1, le=256, description="Rows per case."),
+    seed: int = Query(0, ge=0, le=2**31 - 1, description="Generator seed."),
+    temperature: float = Query(1.0, gt=0, le=100, description="Softmax temperature."),
+    peak_logit: float = Query(10.0, ge=-100, le=100, description="The peaked case's logit."),
+    uniform_scale: float = Query(0.1, gt=0, le=10, description="Near-uniform logit scale."),
+    top_k: int = Query(50, ge=1, le=1000, description="Probabilities returned per example."),
+) -> EntropyComparisonResponse:
+    """The seed's comparison: random, peaked, near-uniform and maximum (log V) entropies."""
+    if vocab_size * batch_size > MAX_COMPARISON_ELEMENTS:
+        raise PPOInputError(
+            "batch_size", f"vocab_size x batch_size must be <= {MAX_COMPARISON_ELEMENTS}"
+        )
+    cases = entropy_comparison(vocab_size, batch_size, seed, temperature, peak_logit, uniform_scale)
+    out = []
+    first_rows = []
+    for case in cases.values():
+        probs = torch.softmax(case.logits[0] / temperature, dim=-1)
+        top = torch.sort(probs, descending=True).values[:top_k]
+        out.append(
+            EntropyCaseOut(
+                name=case.name,
+                description=case.description,
+                entropy=case.mean,
+                per_row=case.per_row.tolist(),
+                example_probs=top.tolist(),
+                example_tail_mass=max(0.0, 1.0 - float(top.sum())),
+            )
+        )
+        first_rows.append(case.logits[:1])
+    curve = {
+        name: entropy_vs_temperature(row, TEMPERATURES).tolist()
+        for name, row in zip(cases, first_rows, strict=True)
+    }
+    return EntropyComparisonResponse(
+        vocab_size=vocab_size,
+        max_entropy=math.log(vocab_size),
+        cases=out,
+        temperature_curve=TemperatureCurve(temperature=TEMPERATURES, entropy=curve),
+    )
+
+
+@router.get("/kl-drift", response_model=KLDriftResponse)
+async def kl_drift(
+    vocab_size: int = Query(50, ge=2, le=1000, description="Vocabulary size."),
+    max_drift: float = Query(2.0, gt=0, le=10, description="Largest drift of the logits."),
+    steps: int = Query(21, ge=2, le=101, description="Drift values from 0 to max_drift."),
+    samples: int = Query(256, ge=1, le=4096, description="Tokens sampled per drift."),
+    seed: int = Query(0, ge=0, le=2**31 - 1, description="Generator seed."),
+) -> KLDriftResponse:
+    """k1 / k2 / k3 sample estimates against the exact KL as the policy drifts."""
+    drifts = torch.linspace(0.0, max_drift, steps, dtype=torch.float64)
+    d = kl_estimator_drift(vocab_size, drifts, samples, seed)
+    return KLDriftResponse(
+        drift=d.drift.tolist(),
+        true_kl=d.true_kl.tolist(),
+        mean={k: v.tolist() for k, v in d.mean.items()},
+        std={k: v.tolist() for k, v in d.std.items()},
+        samples=samples,
+    )
+
+
+@router.get("/loss/sample", response_model=SampleLossResponse)
+async def sample_loss(
+    seed: int = Query(0, ge=0, le=2**31 - 1, description="Generator seed of the batch."),
+    batch_size: int = Query(16, ge=2, le=4096, description="Tokens in the sample batch."),
+    vocab_size: int = Query(1000, ge=2, le=4096, description="Vocabulary of the logits."),
+    clip_ratio: float = Query(0.2, gt=0, lt=1, description="PPO epsilon."),
+    vf_coef: float = Query(0.5, ge=0, le=100, description="Value-loss weight."),
+    entropy_coef: float = Query(0.01, ge=0, le=100, description="Entropy weight."),
+) -> SampleLossResponse:
+    """The seed's total-loss example on a reproducible batch, as a stacked breakdown."""
+    if batch_size * vocab_size > MAX_COMPARISON_ELEMENTS:
+        raise PPOInputError(
+            "batch_size", f"batch_size x vocab_size must be <= {MAX_COMPARISON_ELEMENTS}"
+        )
+    b = seed_example_batch(seed, batch_size, vocab_size)
+    conv = get_convention("seed").with_overrides(
+        clip_ratio=clip_ratio, vf_coef=vf_coef, entropy_coef=entropy_coef
+    )
+    res = ppo_total_loss(
+        b["policy_logprobs"],
+        b["old_logprobs"],
+        b["advantages"],
+        b["values"],
+        b["returns"],
+        logits=b["logits"],
+        convention=conv,
+    )
+    return SampleLossResponse(
+        breakdown=breakdown(res, conv),
+        diagnostics=loss_diagnostics(res),
+    )

@@ -1,0 +1,178 @@
+"""Losses on the caller's tensors: the seed's total, policy, value, entropy, KL."""
+
+from __future__ import annotations
+
+import math
+
+from fastapi import APIRouter, Request
+
+from app.schemas import (
+    EntropyRequest,
+    EntropyResponse,
+    KLRequest,
+    KLResponse,
+    LossRequest,
+    LossResponse,
+    PolicyLossRequest,
+    PolicyLossResponse,
+    ValueLossRequest,
+    ValueLossResponse,
+)
+from app.services import (
+    breakdown,
+    compute,
+    convention_out,
+    count_elements,
+    finite,
+    finite_list,
+    limits,
+    loss_diagnostics,
+    opt_tensor,
+    req_tensor,
+    resolve_convention,
+)
+from ppo_core import entropy_from_logits, kl_estimate, policy_loss, ppo_total_loss, value_loss
+
+router = APIRouter(prefix="/api/v1", tags=["losses"])
+
+
+@router.post("/loss", response_model=LossResponse)
+async def total_loss(body: LossRequest, request: Request) -> LossResponse:
+    """The seed's ``compute_ppo_total_loss``: policy + vf_coef·value - entropy_coef·entropy.
+
+    Same numbers as the seed's function (float64 here); ``logits`` must have the tokens'
+    shape plus a vocabulary axis.
+    """
+    n = limits(request).max_tensor_elements
+    conv = resolve_convention(body)
+    names = ("policy_logprobs", "old_logprobs", "advantages", "values", "returns")
+
+    def run() -> LossResponse:
+        t = [req_tensor(body, name, n) for name in names]
+        res = ppo_total_loss(*t, logits=req_tensor(body, "logits", n, (1, 2, 3)), convention=conv)
+        b = breakdown(res, conv)
+        return LossResponse(
+            total_loss=b.total_loss,
+            policy_loss=b.policy_loss,
+            value_loss=b.value_loss,
+            entropy=b.entropy,
+            diagnostics=loss_diagnostics(res),
+        )
+
+    return await compute(request, count_elements(body, (*names, "logits")), run)
+
+
+@router.post("/policy-loss", response_model=PolicyLossResponse)
+async def policy(body: PolicyLossRequest, request: Request) -> PolicyLossResponse:
+    """Clipped surrogate loss per token and aggregated, with every diagnostic."""
+    n = limits(request).max_tensor_elements
+    conv = resolve_convention(body)
+    names = ("logprobs", "old_logprobs", "advantages", "mask")
+
+    def run() -> PolicyLossResponse:
+        out = policy_loss(
+            req_tensor(body, "logprobs", n),
+            req_tensor(body, "old_logprobs", n),
+            req_tensor(body, "advantages", n),
+            opt_tensor(body, "mask", n),
+            clip_ratio=conv.clip_ratio,
+            clip_ratio_low=conv.clip_ratio_low,
+            clip_ratio_high=conv.clip_ratio_high,
+            dual_clip=conv.dual_clip,
+            log_ratio_clamp=conv.log_ratio_clamp,
+            loss_agg_mode=conv.loss_agg_mode,
+        )
+        return PolicyLossResponse(
+            loss=finite("loss", float(out.loss)),
+            per_token_loss=finite_list("per_token_loss", out.per_token_loss),
+            clip_fraction=out.clip_fraction,
+            clip_fraction_lower=out.clip_fraction_lower,
+            ratio_outside_fraction=out.ratio_outside_fraction,
+            approx_kl=finite("approx_kl", out.approx_kl),
+            approx_kl_k2=finite("approx_kl_k2", out.approx_kl_k2),
+            approx_kl_k3=finite("approx_kl_k3", out.approx_kl_k3),
+            ratio_min=finite("ratio_min", out.ratio_min),
+            ratio_mean=finite("ratio_mean", out.ratio_mean),
+            ratio_max=finite("ratio_max", out.ratio_max),
+            convention=convention_out(conv),
+        )
+
+    return await compute(request, count_elements(body, names), run)
+
+
+@router.post("/value-loss", response_model=ValueLossResponse)
+async def value(body: ValueLossRequest, request: Request) -> ValueLossResponse:
+    """Value loss, clipped around ``old_values`` per ``mode`` when a clip range applies.
+
+    A clip range set explicitly needs ``old_values`` (422 otherwise); one that only comes from
+    the convention is skipped without them (``clip_applied: false``).
+    """
+    n = limits(request).max_tensor_elements
+    conv = resolve_convention(
+        body, {"clip_range": "value_clip_range", "mode": "value_mode", "scale": "value_scale"}
+    )
+    names = ("values", "returns", "old_values", "mask")
+
+    def run() -> ValueLossResponse:
+        old = opt_tensor(body, "old_values", n)
+        explicit = "clip_range" in body.model_fields_set
+        clip = conv.value_clip_range if (old is not None or explicit) else None
+        out = value_loss(
+            req_tensor(body, "values", n),
+            req_tensor(body, "returns", n),
+            old,
+            opt_tensor(body, "mask", n),
+            clip_range=clip,
+            mode=conv.value_mode,
+            scale=conv.value_scale,
+            loss_agg_mode=conv.loss_agg_mode,
+        )
+        return ValueLossResponse(
+            loss=finite("loss", float(out.loss)),
+            per_token_loss=finite_list("per_token_loss", out.per_token_loss),
+            clip_fraction=out.clip_fraction,
+            clip_applied=clip is not None,
+            convention=convention_out(conv),
+        )
+
+    return await compute(request, count_elements(body, names), run)
+
+
+@router.post("/entropy", response_model=EntropyResponse)
+async def entropy(body: EntropyRequest, request: Request) -> EntropyResponse:
+    """Entropy of ``softmax(logits / temperature)`` per row (leading shape) and its mean."""
+    n = limits(request).max_tensor_elements
+
+    def run() -> EntropyResponse:
+        logits = req_tensor(body, "logits", n, (1, 2, 3))
+        per_row = entropy_from_logits(logits, body.temperature)
+        return EntropyResponse(
+            entropy=float(per_row.mean()),
+            per_row=per_row.tolist(),
+            max_entropy=math.log(logits.shape[-1]),
+        )
+
+    return await compute(request, count_elements(body, ["logits"]), run)
+
+
+@router.post("/kl", response_model=KLResponse)
+async def kl(body: KLRequest, request: Request) -> KLResponse:
+    """KL(pi || pi_ref) estimate per token and its masked token mean."""
+    n = limits(request).max_tensor_elements
+    names = ("logprobs", "ref_logprobs", "mask")
+
+    def run() -> KLResponse:
+        mean, per_token = kl_estimate(
+            req_tensor(body, "logprobs", n),
+            req_tensor(body, "ref_logprobs", n),
+            opt_tensor(body, "mask", n),
+            body.estimator,
+            log_ratio_clamp=body.log_ratio_clamp,
+        )
+        return KLResponse(
+            kl=finite("kl", float(mean)),
+            per_token=finite_list("per_token", per_token),
+            estimator=body.estimator,
+        )
+
+    return await compute(request, count_elements(body, names), run)

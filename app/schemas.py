@@ -1,0 +1,351 @@
+"""Request and response models: every field described and bounded, so OpenAPI documents it.
+
+Tensor fields are declared as (nested) lists of numbers for the schema but are not validated
+element by element by pydantic (``SkipValidation``): :mod:`app.tensors` converts them with
+NumPy, which is ~10x faster on large batches and reports the exact index of a bad entry.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation
+
+from ppo_core.aggregation import LossAggMode
+from ppo_core.kl import KLEstimator
+from ppo_core.value import ValueClipMode
+
+ConventionName = Literal["seed", "cleanrl", "sb3", "verl", "openrlhf", "trl"]
+
+Tensor = Annotated[
+    list[float] | list[list[float]],
+    SkipValidation,
+    Field(description="Finite numbers, 1-D [tokens] or 2-D [batch, tokens]."),
+]
+OptTensor = Annotated[
+    list[float] | list[list[float]] | None,
+    SkipValidation,
+    Field(description="Optional; same shape as the main tensor."),
+]
+Mask = Annotated[
+    list[float] | list[list[float]] | None,
+    SkipValidation,
+    Field(description="Optional 0/1 mask of valid tokens, same shape; omitted = all valid."),
+]
+Logits = Annotated[
+    list[float] | list[list[float]] | list[list[list[float]]],
+    SkipValidation,
+    Field(description="Logits [..., vocab] (1-D to 3-D), finite; -inf is not JSON."),
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx / 5xx body: FastAPI's validation format, one item per problem."""
+
+    detail: list[ErrorItem]
+
+
+# --- knobs shared by the policy / value / analyze requests --------------------------------
+
+
+class PolicyKnobs(Strict):
+    """Policy-loss knobs. Omitted: the convention's value; explicit ``null``: off."""
+
+    convention: ConventionName | None = Field(
+        None, description="Preset whose knobs apply (default: seed). Any knob overrides it."
+    )
+    clip_ratio: float | None = Field(None, gt=0, lt=1, description="Symmetric epsilon.")
+    clip_ratio_low: float | None = Field(None, gt=0, lt=1, description="Lower epsilon.")
+    clip_ratio_high: float | None = Field(None, gt=0, le=10, description="Upper epsilon.")
+    dual_clip: float | None = Field(
+        None, gt=1, le=100, description="Dual-clip c > 1 (bounds the loss for A < 0)."
+    )
+    log_ratio_clamp: float | None = Field(
+        None, gt=0, le=700, description="Clamp |log ratio| before exp (verl: 20)."
+    )
+    loss_agg_mode: LossAggMode | None = Field(None, description="Reduction of per-token terms.")
+
+
+class ValueKnobs(Strict):
+    convention: ConventionName | None = Field(None, description="Preset (default: seed).")
+    clip_range: float | None = Field(
+        None, gt=0, le=1e6, description="Absolute value clip around old_values; null = off."
+    )
+    mode: ValueClipMode | None = Field(
+        None, description="max: max of clipped/unclipped errors; clipped: SB3's clipped only."
+    )
+    scale: float | None = Field(None, ge=0, le=100, description="Multiplier (0.5 or 1).")
+    loss_agg_mode: LossAggMode | None = Field(None, description="Reduction.")
+
+
+# --- requests -------------------------------------------------------------------------------
+
+
+class LossRequest(Strict):
+    """The seed's ``compute_ppo_total_loss`` inputs."""
+
+    policy_logprobs: Tensor
+    old_logprobs: Tensor
+    advantages: Tensor
+    values: Tensor
+    returns: Tensor
+    logits: Logits = Field(description="[..., vocab] whose leading shape is the tokens' shape.")
+    clip_ratio: float = Field(0.2, gt=0, lt=1, description="PPO epsilon.")
+    vf_coef: float = Field(0.5, ge=0, le=100, description="Value-loss weight c1.")
+    entropy_coef: float = Field(0.01, ge=0, le=100, description="Entropy-bonus weight c2.")
+
+
+class PolicyLossRequest(PolicyKnobs):
+    logprobs: Tensor
+    old_logprobs: Tensor
+    advantages: Tensor
+    mask: Mask = None
+
+
+class ValueLossRequest(ValueKnobs):
+    values: Tensor
+    returns: Tensor
+    old_values: OptTensor = None
+    mask: Mask = None
+
+
+class EntropyRequest(Strict):
+    logits: Logits
+    temperature: float = Field(1.0, gt=0, le=1e4, description="Softmax temperature.")
+
+
+class KLRequest(Strict):
+    logprobs: Tensor
+    ref_logprobs: Tensor
+    mask: Mask = None
+    estimator: KLEstimator = Field("k3", description="k1 = d, k2 = d²/2, k3 = e^-d - 1 + d.")
+    log_ratio_clamp: float | None = Field(None, gt=0, le=700, description="Clamp |d|.")
+
+
+class GAERequest(Strict):
+    rewards: Tensor
+    values: Tensor
+    mask: Mask = None
+    gamma: float = Field(0.99, ge=0, le=1, description="Discount.")
+    lam: float = Field(0.95, ge=0, le=1, description="GAE lambda.")
+    whiten: bool = Field(False, description="Masked whitening of the advantages (verl / TRL).")
+
+
+class GroupRequest(Strict):
+    rewards: Annotated[list[float], SkipValidation, Field(description="One per response.")]
+    group_ids: Annotated[list[int], SkipValidation, Field(description="Group (prompt) ids.")]
+    normalize_std: bool = Field(True, description="Divide by the group std (GRPO).")
+    eps: float = Field(1e-6, gt=0, le=1, description="Added to the std.")
+
+
+class AnalyzeRequest(PolicyKnobs):
+    """A rollout batch. ``advantages`` or ``rewards`` (then GAE per the convention)."""
+
+    logprobs: Tensor
+    old_logprobs: Tensor
+    advantages: OptTensor = None
+    rewards: OptTensor = None
+    values: OptTensor = None
+    returns: OptTensor = None
+    old_values: OptTensor = None
+    ref_logprobs: OptTensor = None
+    entropy: OptTensor = None
+    logits: Annotated[
+        list[float] | list[list[float]] | list[list[list[float]]] | None,
+        SkipValidation,
+        Field(description="Optional logits [..., vocab] for the entropy."),
+    ] = None
+    mask: Mask = None
+    value_clip_range: float | None = Field(None, gt=0, le=1e6, description="Value clip.")
+    value_mode: ValueClipMode | None = Field(None, description="Value clip mode.")
+    value_scale: float | None = Field(None, ge=0, le=100, description="Value scale.")
+    vf_coef: float | None = Field(None, ge=0, le=100, description="Value-loss weight.")
+    entropy_coef: float | None = Field(None, ge=0, le=100, description="Entropy weight.")
+    kl_coef: float | None = Field(None, ge=0, le=100, description="KL weight.")
+    kl_estimator: KLEstimator | None = Field(None, description="KL estimator.")
+    gamma: float | None = Field(None, ge=0, le=1, description="GAE discount (with rewards).")
+    lam: float | None = Field(None, ge=0, le=1, description="GAE lambda (with rewards).")
+    bins: int = Field(40, ge=2, le=200, description="Histogram bins.")
+
+
+# --- responses ------------------------------------------------------------------------------
+
+
+class ConventionOut(BaseModel):
+    name: str
+    library: str
+    source: str
+    formula: str
+    notes: str
+    knobs: dict[str, Any]
+
+
+class PolicyDiagnostics(BaseModel):
+    clip_fraction: float = Field(description="Share of valid tokens where the clip is taken.")
+    clip_fraction_lower: float = Field(description="Share where the dual clip binds.")
+    ratio_outside_fraction: float = Field(description="Share with r outside [1-eps, 1+eps].")
+    approx_kl: float = Field(description="k1: mean(old - new log-probs).")
+    approx_kl_k2: float = Field(description="mean((log r)²/2) (TRL's approxkl).")
+    approx_kl_k3: float = Field(description="mean((r - 1) - log r) (CleanRL / SB3).")
+    ratio_min: float
+    ratio_mean: float
+    ratio_max: float
+
+
+class PolicyLossResponse(PolicyDiagnostics):
+    loss: float
+    per_token_loss: list[float] | list[list[float]]
+    convention: ConventionOut
+
+
+class ValueLossResponse(BaseModel):
+    loss: float
+    per_token_loss: list[float] | list[list[float]]
+    clip_fraction: float
+    clip_applied: bool = Field(description="False when no clip range or no old_values.")
+    convention: ConventionOut
+
+
+class LossDiagnostics(PolicyDiagnostics):
+    explained_variance: float | None = Field(description="1 - Var(R - V)/Var(R); null if Var(R)=0.")
+
+
+class LossResponse(BaseModel):
+    total_loss: float
+    policy_loss: float
+    value_loss: float
+    entropy: float
+    diagnostics: LossDiagnostics
+
+
+class EntropyResponse(BaseModel):
+    entropy: float = Field(description="Mean entropy over rows, nats.")
+    per_row: float | list[float] | list[list[float]]
+    max_entropy: float = Field(description="log V.")
+
+
+class KLResponse(BaseModel):
+    kl: float
+    per_token: list[float] | list[list[float]]
+    estimator: KLEstimator
+
+
+class GAEResponse(BaseModel):
+    advantages: list[float] | list[list[float]]
+    returns: list[float] | list[list[float]]
+
+
+class GroupResponse(BaseModel):
+    advantages: list[float]
+
+
+class ClipBoundsOut(BaseModel):
+    low: float
+    high: float
+    dual_clip: float | None
+
+
+class PointReadout(BaseModel):
+    ratio: float
+    objective: float
+    gradient: float
+    clipped: bool = Field(description="True where the objective is flat in r (zero gradient).")
+
+
+class ClipObjectiveResponse(BaseModel):
+    ratio: list[float]
+    unclipped: list[float]
+    clipped: list[float]
+    objective: list[float]
+    gradient: list[float]
+    clip_bounds: ClipBoundsOut
+    point: PointReadout | None
+
+
+class ValueCurveResponse(BaseModel):
+    prediction: list[float]
+    unclipped: list[float]
+    clipped_max: list[float]
+    clipped_only: list[float]
+    clip_low: float
+    clip_high: float
+
+
+class EntropyCaseOut(BaseModel):
+    name: str
+    description: str
+    entropy: float
+    per_row: list[float]
+    example_probs: list[float] = Field(description="Row 0's largest probabilities, descending.")
+    example_tail_mass: float = Field(description="Probability left outside example_probs.")
+
+
+class TemperatureCurve(BaseModel):
+    temperature: list[float]
+    entropy: dict[str, list[float]]
+
+
+class EntropyComparisonResponse(BaseModel):
+    vocab_size: int
+    max_entropy: float
+    cases: list[EntropyCaseOut]
+    temperature_curve: TemperatureCurve
+
+
+class KLDriftResponse(BaseModel):
+    drift: list[float]
+    true_kl: list[float]
+    mean: dict[str, list[float]]
+    std: dict[str, list[float]]
+    samples: int
+
+
+class BreakdownOut(BaseModel):
+    policy_loss: float
+    value_loss: float
+    entropy: float
+    value_term: float = Field(description="vf_coef x value_loss.")
+    entropy_term: float = Field(description="-entropy_coef x entropy.")
+    kl: float | None = None
+    kl_term: float = 0.0
+    total_loss: float
+
+
+class SampleLossResponse(BaseModel):
+    breakdown: BreakdownOut
+    diagnostics: LossDiagnostics
+
+
+class HistogramOut(BaseModel):
+    edges: list[float]
+    counts: list[int]
+
+
+class AnalyzeResponse(BaseModel):
+    tokens: int = Field(description="Valid tokens.")
+    shape: list[int]
+    breakdown: BreakdownOut
+    diagnostics: dict[str, float | bool | None]
+    histograms: dict[str, HistogramOut]
+    convention: ConventionOut
+    notes: list[str]
+
+
+class HyperparameterRow(BaseModel):
+    name: str
+    symbol: str
+    default: float | int
+    controls: str
+    too_high: str
+    too_low: str
+    control: str | None = Field(description="The page control this row describes.")

@@ -1,0 +1,154 @@
+"""Glue shared by the routes: conventions from request knobs, tensors from request fields,
+finite results, and where a computation runs (inline when small, off the loop when large)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, fields
+from typing import Any, TypeVar
+
+import torch
+from fastapi import Request
+from pydantic import BaseModel
+
+from app.heavy import HeavyRunner
+from app.schemas import BreakdownOut, ConventionOut, LossDiagnostics
+from app.settings import Settings
+from app.tensors import from_json
+from ppo_core import Convention, PPOInputError, get_convention
+from ppo_core.total import TotalLossOutput
+
+T = TypeVar("T")
+
+INLINE_ELEMENTS = 65_536
+"""Requests with at most this many input numbers are computed on the event loop (tens of
+microseconds to a millisecond); larger ones go to the heavy thread pool."""
+
+_NULLABLE_KNOBS = {f.name for f in fields(Convention) if "None" in str(f.type)}
+
+
+def resolve_convention(knobs: BaseModel, rename: Mapping[str, str] | None = None) -> Convention:
+    """The request's convention (default ``seed``) with every knob the client sent applied.
+
+    A knob left out keeps the convention's value; an explicit ``null`` turns a nullable knob
+    (dual clip, clamp, asymmetric eps, value clip) off. ``rename`` maps request field names
+    to :class:`Convention` fields (e.g. ``clip_range`` -> ``value_clip_range``).
+    """
+    rename = rename or {}
+    base = get_convention(getattr(knobs, "convention", None) or "seed")
+    known = {f.name for f in fields(Convention)}
+    overrides: dict[str, Any] = {}
+    for name in knobs.model_fields_set:
+        target = rename.get(name, name)
+        if target not in known or target in ("name", "library", "source", "notes"):
+            continue
+        value = getattr(knobs, name)
+        if value is None and target not in _NULLABLE_KNOBS:
+            continue
+        overrides[target] = value
+    return base.with_overrides(**overrides)
+
+
+def convention_out(c: Convention) -> ConventionOut:
+    knobs = {k: v for k, v in asdict(c).items() if k not in ("name", "library", "source", "notes")}
+    return ConventionOut(
+        name=c.name,
+        library=c.library,
+        source=c.source,
+        formula=c.formula(),
+        notes=c.notes,
+        knobs=knobs,
+    )
+
+
+def limits(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def opt_tensor(
+    body: BaseModel, name: str, max_elements: int, ranks: tuple[int, ...] = (1, 2)
+) -> torch.Tensor | None:
+    """The tensor field ``name`` of ``body`` as float64, or ``None`` when it was omitted."""
+    data = getattr(body, name)
+    return None if data is None else from_json(name, data, ranks=ranks, max_elements=max_elements)
+
+
+def req_tensor(
+    body: BaseModel, name: str, max_elements: int, ranks: tuple[int, ...] = (1, 2)
+) -> torch.Tensor:
+    """The required tensor field ``name`` of ``body`` as float64."""
+    return from_json(name, getattr(body, name), ranks=ranks, max_elements=max_elements)
+
+
+def finite(name: str, value: float) -> float:
+    """Refuse a non-finite result with a 422 that says which quantity overflowed."""
+    if not math.isfinite(value):
+        raise PPOInputError(
+            name,
+            f"result is {value}: it overflows float64 for these inputs (bound it with "
+            "log_ratio_clamp or dual_clip, or send smaller values)",
+        )
+    return value
+
+
+def finite_list(name: str, t: torch.Tensor) -> Any:
+    """``t.tolist()`` after checking every entry is finite."""
+    if not bool(torch.isfinite(t).all()):
+        finite(name, float(t[~torch.isfinite(t)].flatten()[0]))
+    return t.tolist()
+
+
+def count_elements(body: BaseModel, names: Iterable[str]) -> int:
+    """Element count of JSON tensor fields (from their first rows), to pick inline vs. pool."""
+    total = 0
+    for name in names:
+        data, size = getattr(body, name), 1
+        while isinstance(data, list) and data:
+            size *= len(data)
+            data = data[0]
+        total += size if data is not None else 0
+    return total
+
+
+async def compute(request: Request, elements: int, fn: Callable[[], T]) -> T:
+    """Run ``fn`` inline when the request is small, else in the bounded heavy thread pool."""
+    if elements <= INLINE_ELEMENTS:
+        return fn()
+    runner: HeavyRunner = request.app.state.heavy
+    return await runner.in_thread(fn)
+
+
+def breakdown(res: TotalLossOutput, c: Convention) -> BreakdownOut:
+    """The stacked terms of a total loss: policy + vf·value - ent·H (+ kl·KL)."""
+    entropy = 0.0 if res.entropy is None else finite("entropy", float(res.entropy))
+    kl = None if res.kl is None else finite("kl", float(res.kl))
+    value = finite("value_loss", float(res.value.loss))
+    return BreakdownOut(
+        policy_loss=finite("policy_loss", float(res.policy.loss)),
+        value_loss=value,
+        entropy=entropy,
+        value_term=c.vf_coef * value,
+        entropy_term=-c.entropy_coef * entropy,
+        kl=kl,
+        kl_term=c.kl_coef * kl if res.kl_in_loss and kl is not None else 0.0,
+        total_loss=finite("total_loss", float(res.total_loss)),
+    )
+
+
+def loss_diagnostics(res: TotalLossOutput) -> LossDiagnostics:
+    """Policy diagnostics plus explained variance, each checked finite."""
+    p = res.policy
+    return LossDiagnostics(
+        clip_fraction=p.clip_fraction,
+        clip_fraction_lower=p.clip_fraction_lower,
+        ratio_outside_fraction=p.ratio_outside_fraction,
+        approx_kl=finite("approx_kl", p.approx_kl),
+        approx_kl_k2=finite("approx_kl_k2", p.approx_kl_k2),
+        approx_kl_k3=finite("approx_kl_k3", p.approx_kl_k3),
+        ratio_min=finite("ratio_min", p.ratio_min),
+        ratio_mean=finite("ratio_mean", p.ratio_mean),
+        ratio_max=finite("ratio_max", p.ratio_max),
+        explained_variance=res.explained_variance,
+    )
