@@ -53,7 +53,7 @@ def histogram(values: Tensor, mask: Tensor | None = None, bins: int = 40) -> His
         >>> import torch
         >>> h = histogram(torch.tensor([0.0, 0.5, 1.0, 1.0]), bins=2)
         >>> h.edges, h.counts
-        (tensor([0.0000, 0.5000, 1.0000]), tensor([1, 3]))
+        (tensor([0.0000, 0.5000, 1.0000], dtype=torch.float64), tensor([1, 3]))
     """
     if bins < 1:
         raise PPOInputError("bins", f"must be >= 1, got {bins}")
