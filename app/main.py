@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -15,7 +16,9 @@ from fastapi.routing import APIRoute
 from app import __version__, errors
 from app.heavy import HeavyRunner
 from app.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from app.routes import advantages, analyze, curves, health, losses, reference
+from fastapi.staticfiles import StaticFiles
+
+from app.routes import advantages, analyze, curves, health, losses, page, reference
 from app.settings import Settings, get_settings
 
 
@@ -49,6 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not logging.getLogger("app.access").handlers:
             logging.basicConfig(level=logging.INFO, format="%(message)s")
         heavy.start_processes()
+        # Compress plotly.js once, in the background, so start-up is not delayed by it.
+        asyncio.get_running_loop().run_in_executor(None, page.plotly_asset)
         try:
             yield
         finally:
@@ -69,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, curves, losses, advantages, analyze, reference):
         module.router.route_class = OrjsonRoute
         app.include_router(module.router)
+    app.include_router(page.router)
+    app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

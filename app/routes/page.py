@@ -1,0 +1,84 @@
+"""The explorer page, its static assets, and plotly.js served from the installed package.
+
+plotly.js (about 4.8 MB) is read once, gzip-compressed once (about 1.4 MB), and served under
+a versioned URL with a year-long immutable cache, an ETag, and the raw bytes for clients that
+do not accept gzip. Nothing is ever fetched from a CDN.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import plotly
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from app import __version__
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES_DIR = ROOT / "templates"
+STATIC_DIR = ROOT / "static"
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+PLOTLY_URL = f"/vendor/plotly-{plotly.__version__}.min.js"
+
+templates = Jinja2Templates(directory=TEMPLATES_DIR)
+router = APIRouter(include_in_schema=False)
+
+
+@dataclass(frozen=True)
+class Asset:
+    raw: bytes
+    gzipped: bytes
+    etag: str
+
+
+@cache
+def plotly_asset() -> Asset:
+    raw = PLOTLY_JS.read_bytes()
+    return Asset(
+        raw=raw,
+        gzipped=gzip.compress(raw, compresslevel=9, mtime=0),
+        etag='"' + hashlib.sha256(raw).hexdigest()[:32] + '"',
+    )
+
+
+@router.get("/", response_class=HTMLResponse)
+async def index(request: Request) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request,
+        "index.html",
+        {"plotly_url": PLOTLY_URL, "version": __version__},
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+@router.get(PLOTLY_URL)
+async def plotly_js(request: Request) -> Response:
+    asset = plotly_asset()
+    headers = {
+        "Cache-Control": "public, max-age=31536000, immutable",
+        "ETag": asset.etag,
+        "Vary": "Accept-Encoding",
+    }
+    if request.headers.get("if-none-match") == asset.etag:
+        return Response(status_code=304, headers=headers)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        body = asset.gzipped
+    else:
+        body = asset.raw
+    return Response(body, media_type="text/javascript", headers=headers)
+
+
+@router.get("/favicon.ico")
+async def favicon() -> Response:
+    return Response(
+        (STATIC_DIR / "favicon.svg").read_bytes(),
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )

@@ -1,0 +1,83 @@
+// API client: JSON in and out, errors as ApiError with the server's messages, and a coalescer
+// that keeps at most one request in flight per panel (the latest arguments win).
+
+export class ApiError extends Error {
+  constructor(status, messages) {
+    super(messages.join("; "));
+    this.status = status;
+    this.messages = messages;
+  }
+}
+
+/** The URL of a GET call, with undefined / null parameters left out. */
+export function apiUrl(path, params = {}) {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null) query.set(key, String(value));
+  }
+  const text = query.toString();
+  return text ? `${path}?${text}` : path;
+}
+
+async function parse(response) {
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  if (!response.ok) {
+    const detail = body && body.detail;
+    const messages = Array.isArray(detail)
+      ? detail.map((d) => d.msg + (d.loc && d.loc.length ? ` (${d.loc.join(".")})` : ""))
+      : [typeof detail === "string" ? detail : `HTTP ${response.status}`];
+    throw new ApiError(response.status, messages);
+  }
+  return body;
+}
+
+export async function getJSON(path, params) {
+  const response = await fetch(apiUrl(path, params), { headers: { accept: "application/json" } });
+  return parse(response);
+}
+
+export async function postJSON(path, body) {
+  const response = await fetch(path, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json" },
+    body: JSON.stringify(body),
+  });
+  return parse(response);
+}
+
+export async function postForm(path, form) {
+  const response = await fetch(path, { method: "POST", body: form, headers: { accept: "application/json" } });
+  return parse(response);
+}
+
+/**
+ * Wrap `run(args)` so that at most one call is in flight. Calls made meanwhile replace each
+ * other; when the flight lands, the newest waiting arguments go next. No fixed delay: the first
+ * call goes at once and a fast server is followed as fast as it answers.
+ */
+export function coalesce(run, onError) {
+  let pending = null;
+  let busy = false;
+  async function pump() {
+    busy = true;
+    while (pending !== null) {
+      const args = pending;
+      pending = null;
+      try {
+        await run(args);
+      } catch (error) {
+        onError(error);
+      }
+    }
+    busy = false;
+  }
+  return (args) => {
+    pending = args;
+    if (!busy) pump();
+  };
+}

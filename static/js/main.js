@@ -1,0 +1,41 @@
+// Entry point: waits for plotly.js (a deferred classic script), then starts every panel.
+import * as state from "./state.js";
+import clip from "./panels/clip.js";
+import value from "./panels/value.js";
+import entropy from "./panels/entropy.js";
+import total from "./panels/total.js";
+import kl from "./panels/kl.js";
+import hyper from "./panels/hyper.js";
+import analyze from "./panels/analyze.js";
+
+const PANELS = [clip, value, entropy, total, kl, hyper, analyze];
+
+function start() {
+  const panels = PANELS.map((init) => init());
+  state.onRestore((query) => {
+    for (const p of panels) {
+      p.controls.restore(query);
+      p.refresh();
+    }
+  });
+  document.getElementById("reset-all").addEventListener("click", () => {
+    state.clearAll();
+    for (const p of panels) {
+      p.controls.restore(state.params());
+      p.refresh();
+    }
+  });
+  const status = document.getElementById("copy-status");
+  document.getElementById("copy-link").addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(window.location.href);
+      status.textContent = "Link copied.";
+    } catch {
+      status.textContent = "Copy this address from the address bar.";
+    }
+  });
+  for (const p of panels) p.refresh();
+}
+
+if (window.Plotly) start();
+else window.addEventListener("load", start, { once: true });

@@ -1,0 +1,60 @@
+// What every panel shares: its error line, its "drawn by" API link, a coalesced update loop,
+// chart drawing with Plotly.react, and a "rendered" signal that tests and benchmarks wait on.
+import { coalesce } from "./api.js";
+import { bindControls } from "./controls.js";
+
+export const PLOT_CONFIG = { responsive: true, displaylogo: false, displayModeBar: false };
+
+const FONT = { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 12 };
+
+/** A Plotly layout with the house margins and font; `extra` overrides. */
+export function layout(extra = {}) {
+  return {
+    font: FONT,
+    margin: { l: 48, r: 12, t: 36, b: 40 },
+    paper_bgcolor: "rgba(0,0,0,0)",
+    plot_bgcolor: "#fff",
+    legend: { orientation: "h", y: -0.18 },
+    ...extra,
+  };
+}
+
+window.__ppo = window.__ppo || { rendered: {}, errors: {} };
+
+export function createPanel(id, { presets = {}, update }) {
+  const root = document.getElementById(`panel-${id}`);
+  const errorLine = root.querySelector(".panel-error");
+  const apiLink = document.getElementById(`${id}-api`);
+  window.__ppo.rendered[id] = 0;
+
+  function showError(error) {
+    errorLine.hidden = false;
+    errorLine.textContent = `The API answered an error: ${error.message}`;
+    window.__ppo.errors[id] = error.message;
+  }
+
+  const panel = {
+    root,
+    controls: null,
+    setApiLink(url, label = url) {
+      if (!apiLink) return;
+      apiLink.href = url;
+      apiLink.querySelector("code").textContent = label;
+    },
+    /** Draw or update a chart; only touches the DOM of that chart. */
+    draw(divId, traces, chartLayout) {
+      return window.Plotly.react(divId, traces, chartLayout, PLOT_CONFIG);
+    },
+    rendered() {
+      errorLine.hidden = true;
+      window.__ppo.errors[id] = null;
+      window.__ppo.rendered[id] += 1;
+      document.dispatchEvent(new CustomEvent("panel:rendered", { detail: { panel: id } }));
+    },
+    showError,
+  };
+  const schedule = coalesce((values) => update(panel, values), showError);
+  panel.refresh = () => schedule(panel.controls.values());
+  panel.controls = bindControls(root, panel.refresh, presets);
+  return panel;
+}
