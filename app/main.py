@@ -12,12 +12,11 @@ import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 
 from app import __version__, errors
 from app.heavy import HeavyRunner
 from app.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from fastapi.staticfiles import StaticFiles
-
 from app.routes import advantages, analyze, curves, health, losses, page, reference
 from app.settings import Settings, get_settings
 
