@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         workers=args.workers,
         timeout_graceful_shutdown=10,
+        access_log=False,  # app.middleware writes one structured line per request instead
+        log_level="info",
     )
 
 

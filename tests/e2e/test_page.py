@@ -1,0 +1,112 @@
+"""The explorer page in headless Chromium: every panel draws, controls drive charts and URL,
+URLs restore state, the page stays clean (no console error, no failed request, no CSP
+violation) and readable at phone width."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+PANELS = ["clip", "value", "entropy", "total", "kl", "hyper", "analyze"]
+
+
+def objective(page: Any, chart: str = "clip-chart-pos") -> list[float]:
+    return page.evaluate(f"() => Array.from(document.getElementById('{chart}').data[2].y)")
+
+
+def test_every_panel_renders_and_screenshot(page: Any, ui: Any, artifacts: Path) -> None:
+    page.goto(page.base + "/")
+    ui.wait_all_rendered()
+    for panel in PANELS:
+        charts = page.evaluate(
+            f"() => [...document.querySelectorAll('#panel-{panel} .chart')]"
+            ".map(c => c.querySelectorAll('.main-svg').length)"
+        )
+        assert all(n > 0 for n in charts), f"{panel}: a chart did not draw ({charts})"
+        error = page.locator(f"#panel-{panel} .panel-error")
+        assert error.is_hidden(), f"{panel} shows an error: {error.text_content()}"
+    # Each panel has a formula, a "what to notice" line and an API link that is a real path.
+    for panel in [p for p in PANELS if p not in ("hyper", "analyze")]:
+        assert page.locator(f"#panel-{panel} math").count() >= 1
+        href = page.get_attribute(f"#{panel}-api", "href")
+        assert href and href.startswith("/api/v1/"), (panel, href)
+    page.screenshot(path=str(artifacts / "page-1280.png"), full_page=True)
+
+
+def test_moving_epsilon_changes_the_curve_and_the_url(page: Any, ui: Any) -> None:
+    page.goto(page.base + "/")
+    ui.wait_all_rendered()
+    before = objective(page)
+    assert max(before) == pytest.approx(1.2)  # A = +1, eps 0.2: flat at 1 + eps
+    count = ui.rendered("clip")
+    page.focus("#clip-epsilon")
+    for _ in range(10):
+        page.keyboard.press("ArrowRight")
+    ui.wait_for("new URLSearchParams(location.search).get('eps') === '0.3'")
+    ui.wait_for(f"window.__ppo.rendered.clip > {count}")
+    ui.wait_for("Math.max(...document.getElementById('clip-chart-pos').data[2].y) > 1.29")
+    after = objective(page)
+    assert max(after) == pytest.approx(1.3)
+    assert page.text_content("#clip-epsilon-out") == "0.3"
+    link = page.get_attribute("#clip-api", "href")
+    assert "epsilon=0.3" in link
+
+
+def test_loading_a_url_restores_the_state(page: Any, ui: Any) -> None:
+    page.goto(page.base + "/?eps=0.35&adv=2&r=0.5")
+    ui.wait_all_rendered()
+    assert page.input_value("#clip-epsilon") == "0.35"
+    assert page.text_content("#clip-adv-out") == "2"
+    ui.wait_for("Math.max(...document.getElementById('clip-chart-pos').data[2].y) > 2.69")
+    assert max(objective(page)) == pytest.approx(2 * 1.35)
+    readout = page.text_content("#clip-readout")
+    assert "r = 0.50" in readout
+
+
+def test_back_button_restores_the_previous_state(page: Any, ui: Any) -> None:
+    page.goto(page.base + "/")
+    ui.wait_all_rendered()
+    page.focus("#clip-adv")
+    page.keyboard.press("ArrowRight")
+    ui.wait_for("new URLSearchParams(location.search).get('adv') === '1.1'")
+    page.go_back()
+    ui.wait_for("new URLSearchParams(location.search).get('adv') === null")
+    ui.wait_for("document.getElementById('clip-adv').value === '1'")
+
+
+def test_bad_url_values_fall_back_to_defaults(page: Any, ui: Any) -> None:
+    page.goto(page.base + "/?eps=banana&adv=1e9")
+    ui.wait_all_rendered()
+    assert page.input_value("#clip-epsilon") == "0.2"
+    assert page.input_value("#clip-adv") == "3"  # clamped to max
+
+
+def test_presets_and_reset(page: Any, ui: Any) -> None:
+    page.goto(page.base + "/")
+    ui.wait_all_rendered()
+    page.click("#panel-clip button[data-preset='asym']")
+    ui.wait_for("new URLSearchParams(location.search).get('epsh') === '0.3'")
+    ui.wait_for("document.getElementById('clip-chart-pos').data[2].y.some(y => y > 1.29)")
+    page.click("#panel-clip button[data-preset='reset']")
+    ui.wait_for("location.search === ''")
+
+
+def test_readable_at_phone_width(page: Any, ui: Any, artifacts: Path) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(page.base + "/")
+    ui.wait_all_rendered()
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 390, f"page scrolls sideways at 390 px ({width} px wide)"
+    page.screenshot(path=str(artifacts / "page-390.png"), full_page=True)
+
+
+def test_keyboard_focus_is_visible(page: Any, ui: Any) -> None:
+    page.goto(page.base + "/")
+    ui.wait_all_rendered()
+    page.focus("#clip-epsilon")
+    outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"
