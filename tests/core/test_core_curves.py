@@ -1,0 +1,105 @@
+"""clip_objective_curve and value_loss_curve against the NumPy formulas and by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy_reference as ref
+import pytest
+import torch
+
+from ppo_core import clip_objective_curve, policy_loss, value_loss_curve
+
+ADVANTAGES = [1.0, -1.0, 2.5, -0.7, 0.0]
+
+
+def away_from(ratio: np.ndarray, kinks: list[float], margin: float = 1e-6) -> np.ndarray:
+    keep = np.ones_like(ratio, dtype=bool)
+    for k in kinks:
+        keep &= np.abs(ratio - k) > margin
+    return keep
+
+
+@pytest.mark.parametrize("eps", [0.1, 0.2, 0.3])
+@pytest.mark.parametrize("advantage", ADVANTAGES)
+@pytest.mark.parametrize(
+    "knobs",
+    [{}, {"epsilon_low": 0.2, "epsilon_high": 0.28}, {"dual_clip": 3.0}],
+    ids=["symmetric", "asymmetric", "dual-clip"],
+)
+def test_clip_objective_curve_matches_numpy(eps, advantage, knobs):
+    eps_low = knobs.get("epsilon_low", eps)
+    eps_high = knobs.get("epsilon_high", eps)
+    dual = knobs.get("dual_clip")
+    c = clip_objective_curve(eps, advantage, ratio_min=0.0, ratio_max=4.0, points=401, **knobs)
+    r = c.ratio.numpy()
+    assert r[0] == 0.0 and r[-1] == 4.0 and len(r) == 401
+    objective, slope = ref.clip_objective(
+        r, advantage, eps_low=eps_low, eps_high=eps_high, dual_clip=dual
+    )
+    np.testing.assert_allclose(c.objective.numpy(), objective, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(c.unclipped.numpy(), r * advantage, rtol=1e-12)
+    np.testing.assert_allclose(
+        c.clipped.numpy(), np.clip(r, 1 - eps_low, 1 + eps_high) * advantage, rtol=1e-12
+    )
+    keep = away_from(
+        r, ref.clip_objective_kinks(advantage, eps_low=eps_low, eps_high=eps_high, dual_clip=dual)
+    )
+    np.testing.assert_allclose(c.gradient.numpy()[keep], slope[keep], rtol=1e-12, atol=0)
+    assert (c.gradient.numpy()[keep] != 0).any() or advantage == 0.0
+    assert c.bounds.low == pytest.approx(1 - eps_low)
+    assert c.bounds.high == pytest.approx(1 + eps_high)
+    assert c.bounds.dual_clip == dual
+
+
+@pytest.mark.parametrize("advantage", ADVANTAGES)
+def test_curve_is_the_negated_policy_loss(advantage):
+    c = clip_objective_curve(0.2, advantage, ratio_min=0.1, ratio_max=5.0, points=50, dual_clip=3.0)
+    out = policy_loss(
+        c.ratio.log(),
+        torch.zeros_like(c.ratio),
+        torch.full_like(c.ratio, advantage),
+        dual_clip=3.0,
+    )
+    torch.testing.assert_close(c.objective, -out.per_token_loss, rtol=1e-12, atol=1e-15)
+
+
+def test_clip_objective_hand_computed():
+    # A = 1, eps = 0.2: r = [1.0, 1.2, 1.4] -> min(r, clip(r)) = [1.0, 1.2, 1.2];
+    # slope 1 inside, 0 past 1.2 (the flat, zero-gradient region); 1.2 itself is the kink.
+    c = clip_objective_curve(0.2, 1.0, ratio_min=1.0, ratio_max=1.4, points=3)
+    assert c.objective.tolist() == pytest.approx([1.0, 1.2, 1.2])
+    assert c.gradient.tolist()[0] == 1.0 and c.gradient.tolist()[2] == 0.0
+    # A = -1: r = [0.5, 1.0, 1.5] -> min(-r, -clip(r)) = [-0.8, -1.0, -1.5], slope [0, -1, -1]
+    c = clip_objective_curve(0.2, -1.0, ratio_min=0.5, ratio_max=1.5, points=3)
+    assert c.objective.tolist() == pytest.approx([-0.8, -1.0, -1.5])
+    assert c.gradient.tolist() == [0.0, -1.0, -1.0]
+    # Dual clip c = 3, A = -1: r = [2, 4] -> [-2, max(-4, -3) = -3], slope [-1, 0]
+    c = clip_objective_curve(0.2, -1.0, ratio_min=2.0, ratio_max=4.0, points=2, dual_clip=3.0)
+    assert c.objective.tolist() == pytest.approx([-2.0, -3.0])
+    assert c.gradient.tolist() == [-1.0, 0.0]
+
+
+@pytest.mark.parametrize("clip_range", [0.1, 0.2, 0.5])
+@pytest.mark.parametrize("returns,old_value", [(1.0, 0.0), (-0.5, 0.3), (0.0, 0.0)])
+def test_value_loss_curve_matches_numpy(clip_range, returns, old_value):
+    c = value_loss_curve(returns, old_value, clip_range, prediction_min=-2, prediction_max=3)
+    v = c.prediction.numpy()
+    assert len(v) == 200 and v[0] == -2.0 and v[-1] == 3.0
+    r = np.full_like(v, returns)
+    old = np.full_like(v, old_value)
+    np.testing.assert_allclose(c.unclipped.numpy(), (v - returns) ** 2, rtol=1e-12)
+    as_max, _ = ref.value_per_token(v, r, old, clip_range=clip_range, mode="max")
+    as_clipped, _ = ref.value_per_token(v, r, old, clip_range=clip_range, mode="clipped")
+    np.testing.assert_allclose(c.clipped_max.numpy(), as_max, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(c.clipped_only.numpy(), as_clipped, rtol=1e-12, atol=1e-15)
+    assert (c.clip_low, c.clip_high) == pytest.approx(
+        (old_value - clip_range, old_value + clip_range)
+    )
+
+
+def test_value_loss_curve_hand_computed():
+    # R = 1, V_old = 0, c = 0.2: V = 1 -> unclipped 0, V_clip = 0.2 -> clipped (0.2 - 1)^2 = 0.64
+    c = value_loss_curve(1.0, 0.0, 0.2, prediction_min=0.0, prediction_max=1.0, points=2)
+    assert c.unclipped.tolist() == pytest.approx([1.0, 0.0])
+    assert c.clipped_max.tolist() == pytest.approx([1.0, 0.64])
+    assert c.clipped_only.tolist() == pytest.approx([1.0, 0.64])
