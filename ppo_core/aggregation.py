@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
+import torch
 from torch import Tensor
 
 from ppo_core._checks import PPOInputError
@@ -46,7 +47,13 @@ def masked_mean(values: Tensor, mask: Tensor | None) -> Tensor:
     """
     if mask is None:
         return values.mean()
-    return (values * mask).sum() / mask.sum()
+    return _masked_zero(values, mask).sum() / mask.sum()
+
+
+def _masked_zero(values: Tensor, mask: Tensor) -> Tensor:
+    """``values`` with masked-out entries set to 0 — by selection, not by ``values * mask``,
+    so an inf or NaN under a 0 of the mask (padding) cannot leak into the result."""
+    return torch.where(mask > 0, values, torch.zeros((), dtype=values.dtype))
 
 
 def masked_var(values: Tensor, mask: Tensor | None, *, unbiased: bool = True) -> Tensor:
@@ -86,7 +93,7 @@ def aggregate(per_token: Tensor, mask: Tensor | None, mode: LossAggMode = "token
         return masked_mean(per_token, mask)
     rows = per_token if per_token.dim() > 1 else per_token.unsqueeze(0)
     row_mask = None if mask is None else (mask if mask.dim() > 1 else mask.unsqueeze(0))
-    token_sum = (rows if row_mask is None else rows * row_mask).sum(dim=-1)
+    token_sum = (rows if row_mask is None else _masked_zero(rows, row_mask)).sum(dim=-1)
     if mode == "seq-mean-token-sum-norm":
         return token_sum.sum() / rows.shape[-1]
     if row_mask is None:

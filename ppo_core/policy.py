@@ -13,6 +13,7 @@ for :math:`A < 0` only: :math:`\\ell = \\min(\\ell, -c A)`, which bounds the los
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -29,15 +30,20 @@ from ppo_core._checks import (
 )
 from ppo_core.aggregation import LossAggMode, aggregate, check_loss_agg_mode, masked_mean
 
-_LOG_MAX = {torch.float16: math.log(65504.0)}
 
-
+@functools.cache
 def log_ratio_limit(dtype: torch.dtype) -> float:
-    """Largest log-ratio whose ``exp`` is finite in ``dtype`` (about 88.7 in float32, 709.8 in
-    float64). Log-ratios above it saturate there instead of overflowing to ``inf``."""
-    if dtype in _LOG_MAX:
-        return _LOG_MAX[dtype]
-    return math.log(torch.finfo(dtype).max) - 1e-3
+    """Largest log-ratio whose ``exp`` is finite in ``dtype`` (11.09 in float16, 88.72 in
+    float32, 709.78 in float64). Log-ratios above it saturate there instead of overflowing.
+
+    Examples:
+        >>> log_ratio_limit(torch.float16)
+        11.0859375
+    """
+    limit = torch.tensor(math.log(torch.finfo(dtype).max), dtype=dtype)
+    while not bool(torch.isfinite(torch.exp(limit))):  # rounding may land just above the max
+        limit = torch.nextafter(limit, torch.zeros_like(limit))
+    return float(limit)
 
 
 @dataclass(frozen=True)
@@ -149,7 +155,11 @@ def policy_loss(
     ``r`` stays finite and ``A = 0`` gives a loss of exactly 0 (never ``0 * inf = NaN``); for
     ``A < 0`` and a huge ratio the loss is then a huge finite number (or ``+inf`` when
     ``-A r`` itself exceeds the dtype), which is the true value of an unbounded loss: use dual
-    clip or a clamp to bound it.
+    clip or a clamp to bound it. Masked-out tokens never reach the result, even when infinite.
+
+    Diagnostics are computed in float64. k1 and k2 use the true log-ratio (clamped only by an
+    explicit ``log_ratio_clamp``, as verl's ``ppo_kl``); k3 and the ratio statistics use the
+    ratio the loss used (after saturation), so they stay finite.
 
     Diagnostics (floats, over valid tokens):
 
@@ -198,15 +208,21 @@ def policy_loss(
         limit = min(limit, log_ratio_clamp)
     m = prepare_mask(mask, logprobs)
 
-    log_ratio = (logprobs - old_logprobs).clamp(-limit, limit)
+    raw_log_ratio = logprobs - old_logprobs
+    log_ratio = raw_log_ratio.clamp(-limit, limit)
     ratio = torch.exp(log_ratio)
     terms = clipped_surrogate(ratio, advantages, bounds)
     loss = aggregate(terms.loss, m, loss_agg_mode)
 
     with torch.no_grad():
-        r = ratio.detach()
-        lr = log_ratio.detach()
+        # Diagnostics in float64, so means of huge ratios do not overflow a float32 sum.
+        lr = log_ratio.detach().double()
+        r = torch.exp(lr)
+        kl_lr = raw_log_ratio.detach().double()
+        if log_ratio_clamp is not None:
+            kl_lr = kl_lr.clamp(-log_ratio_clamp, log_ratio_clamp)
         dtype = r.dtype
+        m = None if m is None else m.double()
         outside = (r < bounds.low) | (r > bounds.high)
         lower = 0.0
         if terms.dual_clip_taken is not None:
@@ -224,8 +240,8 @@ def policy_loss(
             clip_fraction=float(masked_mean(terms.clipped_taken.to(dtype), m)),
             clip_fraction_lower=lower,
             ratio_outside_fraction=float(masked_mean(outside.to(dtype), m)),
-            approx_kl=float(masked_mean(-lr, m)),
-            approx_kl_k2=float(masked_mean(0.5 * lr * lr, m)),
+            approx_kl=float(masked_mean(-kl_lr, m)),
+            approx_kl_k2=float(masked_mean(0.5 * kl_lr * kl_lr, m)),
             approx_kl_k3=float(masked_mean(torch.expm1(lr) - lr, m)),
             ratio_min=float(r_min),
             ratio_mean=float(masked_mean(r, m)),

@@ -112,12 +112,6 @@ def test_explained_variance_none_when_returns_constant():
     assert explained_variance(torch.zeros(3), torch.tensor([2.0, 2.0, 9.0]), mask) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: explained_variance tests Var(R) == 0 exactly after float rounding: for the "
-    "constant float32 returns [0.3] * 6 the rounded Var(R) is 8.9e-16, not 0, and it returns "
-    "a meaningless -1.7e15 instead of None",
-)
 def test_explained_variance_none_for_constant_returns_with_rounding():
     values = torch.randn(6, generator=generator(0))
     assert explained_variance(values, torch.full((6,), 0.3)) is None

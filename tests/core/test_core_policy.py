@@ -403,12 +403,6 @@ def test_extreme_diagnostics_are_finite(dtype):
     assert out.approx_kl == pytest.approx(0.0, abs=1e-3)  # symmetric saturated log-ratios
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: policy_loss ratio_mean / approx_kl_k3 overflow to inf when two or more "
-    "tokens saturate (float32 log-ratio 100): the true means (~1.7e38) are finite; "
-    "accumulate the diagnostics in float64",
-)
 def test_extreme_diagnostic_means_do_not_overflow():
     lp = torch.tensor([100.0, 100.0, 0.0, 0.0])
     out = policy_loss(lp, torch.zeros(4), torch.ones(4))
@@ -416,11 +410,6 @@ def test_extreme_diagnostic_means_do_not_overflow():
     assert math.isfinite(out.approx_kl_k3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: policy_loss with a mask: a masked-out token whose per-token loss is +inf "
-    "(A < 0, log-ratio beyond the dtype limit) gives inf * 0 = NaN in the aggregated loss",
-)
 @pytest.mark.parametrize("mode", LOSS_AGG_MODES)
 def test_masked_out_infinite_token_does_not_poison_the_loss(mode):
     lp = torch.tensor([[0.0, 100.0]])
@@ -433,23 +422,12 @@ def test_masked_out_infinite_token_does_not_poison_the_loss(mode):
     assert out.loss.item() == pytest.approx(scale * valid_only.loss.item())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: policy_loss approx_kl (k1) and approx_kl_k2 are computed from the log-ratio "
-    "after saturation at log_ratio_limit (88.72 in float32) although no log_ratio_clamp was "
-    "asked for: log-ratio 100 reports k1 = -88.72 instead of mean(old - new) = -100",
-)
 def test_k1_k2_use_the_true_log_ratio_without_clamp():
     out = policy_loss(torch.tensor([100.0]), torch.zeros(1), torch.ones(1))
     assert out.approx_kl == pytest.approx(-100.0)
     assert out.approx_kl_k2 == pytest.approx(5000.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: log_ratio_limit(float16) = log(65504) = 11.0899 rounds up to 11.09375 in "
-    "float16, exp of which overflows: ratio = inf and A = 0 gives NaN loss",
-)
 def test_float16_saturation_keeps_ratio_finite():
     lp = torch.tensor([100.0, 100.0], dtype=torch.float16)
     out = policy_loss(lp, torch.zeros_like(lp), torch.tensor([0.0, 1.0], dtype=torch.float16))

@@ -1,0 +1,125 @@
+"""The real server process: it starts, answers, and ends cleanly on SIGTERM — finishing the
+request in flight and leaving no worker process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            found.add(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("server did not start")
+        time.sleep(0.05)
+    yield proc, base
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="needs /proc to list child processes")
+def test_sigterm_finishes_in_flight_work_and_reaps_workers(
+    server: tuple[subprocess.Popen[bytes], str],
+) -> None:
+    proc, base = server
+    # Wait until the analyzer's worker processes exist, so the test covers reaping them.
+    deadline = time.monotonic() + 30
+    while len(_children(proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    workers = _children(proc.pid)
+    assert workers, "expected the analyzer's worker processes"
+
+    result: dict[str, object] = {}
+    n = 400_000
+    fields = ("logprobs", "old_logprobs", "advantages", "values", "returns")
+    body = orjson.dumps({name: [-1.0 - 0.1 * i] * n for i, name in enumerate(fields)})
+    sending = threading.Event()
+
+    def chunks() -> Iterator[bytes]:
+        sending.set()
+        for start in range(0, len(body), 1 << 20):
+            yield body[start : start + (1 << 20)]
+
+    def post() -> None:
+        with httpx.Client(base_url=base, timeout=60) as client:
+            result["response"] = client.post(
+                "/api/v1/analyze", content=chunks(), headers={"content-type": "application/json"}
+            )
+
+    thread = threading.Thread(target=post)
+    thread.start()
+    assert sending.wait(timeout=10)
+    time.sleep(0.2)  # the body is on its way: the request is in flight
+    os.kill(proc.pid, signal.SIGTERM)
+    thread.join(timeout=60)
+    # uvicorn shuts down gracefully, then re-raises the captured SIGTERM so the exit status
+    # tells how the process ended: -SIGTERM (or 0), never a traceback or a hang.
+    assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    assert "Application shutdown complete" in stderr
+    assert "Traceback" not in stderr
+    response = result["response"]
+    assert isinstance(response, httpx.Response)
+    assert response.status_code == 200, response.text[:300]
+    assert response.json()["tokens"] == n
+    time.sleep(0.5)
+    assert not [pid for pid in workers if _alive(pid)], "worker processes outlived the server"
