@@ -3,6 +3,7 @@ validates it, computes the loss breakdown, diagnostics and histograms, returns p
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -11,7 +12,13 @@ from pydantic import ValidationError
 
 from app.errors import RequestInvalid, error_item, pydantic_errors
 from app.schemas import AnalyzeRequest, AnalyzeResponse, HistogramOut
-from app.services import breakdown, convention_out, finite, resolve_convention
+from app.services import (
+    breakdown,
+    convention_out,
+    finite,
+    finite_or_none,
+    resolve_convention,
+)
 from app.tensors import from_json, from_npy
 from ppo_core import PPOInputError, compute_advantages, histogram, ppo_total_loss
 
@@ -35,11 +42,11 @@ def analyze_json(body: bytes, max_elements: int) -> dict[str, Any]:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise RequestInvalid(
-            [error_item(["body"], f"invalid JSON: {exc}", "json_invalid")]
-        ) from None
+        data = _lenient_json(body, exc)
     if not isinstance(data, dict):
-        raise PPOInputError("body", "expected a JSON object")
+        raise RequestInvalid(
+            [error_item(["body"], "expected a JSON object", "model_attributes_type")]
+        )
     knobs = _validate(data)
     arrays = {}
     for name in TENSOR_FIELDS:
@@ -47,6 +54,17 @@ def analyze_json(body: bytes, max_elements: int) -> dict[str, Any]:
         if value is not None:
             arrays[name] = from_json(name, value, ranks=_ranks(name), max_elements=max_elements)
     return _analyze(arrays, knobs)
+
+
+def _lenient_json(body: bytes, exc: orjson.JSONDecodeError) -> Any:
+    """Parse what orjson refused when Python's parser takes it: NaN and Infinity literals, so
+    that the tensor check names the field holding them instead of a bare "invalid JSON"."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise RequestInvalid(
+            [error_item(["body"], f"invalid JSON: {exc}", "json_invalid")]
+        ) from None
 
 
 def analyze_npy(
@@ -147,7 +165,7 @@ def _analyze(t: dict[str, torch.Tensor], knobs: AnalyzeRequest) -> dict[str, Any
         "ratio_min": finite("ratio_min", p.ratio_min),
         "ratio_mean": finite("ratio_mean", p.ratio_mean),
         "ratio_max": finite("ratio_max", p.ratio_max),
-        "explained_variance": res.explained_variance,
+        "explained_variance": finite_or_none("explained_variance", res.explained_variance),
         "value_clip_fraction": res.value.clip_fraction,
         "value_clip_applied": res.value_clip_applied,
         "kl_to_reference": None if res.kl is None else finite("kl", float(res.kl)),

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from app.heavy import Overloaded
 from ppo_core import PPOInputError
@@ -30,16 +32,35 @@ def error_item(loc: Sequence[str | int], msg: str, kind: str = "value_error") ->
     return {"loc": list(loc), "msg": msg, "type": kind}
 
 
-def pydantic_errors(errors: list[Any], prefix: str = "body") -> list[dict[str, Any]]:
-    """Pydantic's error dicts reduced to loc / msg / type (no echo of the input)."""
-    return [
-        error_item([prefix, *e.get("loc", ())], str(e.get("msg", "invalid")), e.get("type", ""))
-        for e in errors
-    ]
+def pydantic_errors(errors: Sequence[Any], prefix: str | None = "body") -> list[dict[str, Any]]:
+    """Pydantic's error dicts reduced to loc / msg / type.
+
+    The input is never echoed: it may be a large tensor sent under a misspelled name, or a NaN
+    that strict JSON cannot even encode.
+    """
+    items = []
+    for e in errors:
+        loc = list(e.get("loc", ()))
+        msg = str(e.get("msg", "invalid"))
+        if e.get("type") == "json_invalid" and "error" in e.get("ctx", {}):
+            msg = f"invalid JSON: {e['ctx']['error']}"
+        items.append(error_item(loc if prefix is None else [prefix, *loc], msg, e.get("type", "")))
+    return items
 
 
 def install(app: FastAPI) -> None:
     """Register the handlers that turn exceptions into 4xx / 503 JSON responses."""
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": pydantic_errors(exc.errors(), prefix=None)}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def on_http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        detail: Any = exc.detail
+        if not isinstance(detail, list):  # e.g. 404 / 405: wrap in the one error shape
+            detail = [error_item([], str(detail), "http_error")]
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(PPOInputError)
     async def on_input_error(request: Request, exc: PPOInputError) -> JSONResponse:

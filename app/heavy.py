@@ -13,6 +13,7 @@ import asyncio
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -40,7 +41,7 @@ class HeavyRunner:
         self.capacity = concurrency + queue
         self.timeout_s = timeout_s
         self._admitted = 0
-        self._threads = ThreadPoolExecutor(concurrency, thread_name_prefix="heavy")
+        self._threads: ThreadPoolExecutor | None = None
         self._processes: ProcessPoolExecutor | None = None
 
     @property
@@ -57,17 +58,33 @@ class HeavyRunner:
                 self._processes.submit(_warm_up)
 
     def shutdown(self) -> None:
-        self._threads.shutdown(wait=False, cancel_futures=True)
+        """Stop both pools; they are created afresh if the app is started again."""
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._threads = None
         if self._processes is not None:
-            self._processes.shutdown(wait=False, cancel_futures=True)
+            self._discard_processes(self._processes)
+
+    def _discard_processes(self, pool: ProcessPoolExecutor) -> None:
+        pool.shutdown(wait=False, cancel_futures=True)
+        if self._processes is pool:
+            self._processes = None
 
     async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="heavy")
         return await self._run(self._threads, fn, *args)
 
     async def in_process(self, fn: Callable[..., T], *args: Any) -> T:
         self.start_processes()
-        assert self._processes is not None
-        return await self._run(self._processes, fn, *args)
+        pool = self._processes
+        assert pool is not None
+        try:
+            return await self._run(pool, fn, *args)
+        except BrokenProcessPool:
+            # A worker died (e.g. killed for memory): replace the pool rather than fail forever.
+            self._discard_processes(pool)
+            raise Overloaded("a worker process exited unexpectedly; retry the request") from None
 
     async def _run(self, executor: Executor, fn: Callable[..., T], *args: Any) -> T:
         if self._admitted >= self.capacity:

@@ -40,7 +40,8 @@ Logits = Annotated[
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN / Infinity (which Python's JSON parser accepts) fail as "not a finite number".
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ErrorItem(BaseModel):

@@ -93,6 +93,11 @@ def finite(name: str, value: float) -> float:
     return value
 
 
+def finite_or_none(name: str, value: float | None) -> float | None:
+    """:func:`finite` for an optional result (``None`` passes through)."""
+    return None if value is None else finite(name, value)
+
+
 def finite_list(name: str, t: torch.Tensor) -> Any:
     """``t.tolist()`` after checking every entry is finite."""
     if not bool(torch.isfinite(t).all()):
@@ -150,5 +155,5 @@ def loss_diagnostics(res: TotalLossOutput) -> LossDiagnostics:
         ratio_min=finite("ratio_min", p.ratio_min),
         ratio_mean=finite("ratio_mean", p.ratio_mean),
         ratio_max=finite("ratio_max", p.ratio_max),
-        explained_variance=res.explained_variance,
+        explained_variance=finite_or_none("explained_variance", res.explained_variance),
     )

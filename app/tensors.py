@@ -21,17 +21,25 @@ from ppo_core import PPOInputError
 _NPY_MAGIC = b"\x93NUMPY"
 
 
-def _first_bad_entry(data: Any, path: tuple[int, ...] = ()) -> tuple[tuple[int, ...], str] | None:
-    """Locate the first entry that is not a finite number (slow path, errors only)."""
+def _first_bad_entry(
+    data: Any, max_rank: int, path: tuple[int, ...] = ()
+) -> tuple[tuple[int, ...], str] | None:
+    """Locate the first entry that is not a finite number, or a list nested deeper than
+    ``max_rank`` (slow path, errors only; the depth bound also bounds the recursion)."""
     if isinstance(data, bool) or data is None or isinstance(data, str | dict):
         return path, f"expected a number, got {type(data).__name__} {str(data)[:20]!r}"
     if isinstance(data, int | float):
-        if not math.isfinite(data):
-            return path, f"non-finite value {data}"
+        try:
+            if not math.isfinite(data):
+                return path, f"non-finite value {data}"
+        except OverflowError:  # an integer beyond float64, e.g. 10**400
+            return path, "integer too large for float64"
         return None
     if isinstance(data, list):
+        if len(path) >= max_rank:
+            return path, f"lists nested more than {max_rank} deep"
         for i, item in enumerate(data):
-            found = _first_bad_entry(item, (*path, i))
+            found = _first_bad_entry(item, max_rank, (*path, i))
             if found is not None:
                 return found
         return None
@@ -65,8 +73,8 @@ def from_json(
         raise PPOInputError(name, f"has over {max_elements} elements, over the limit")
     try:
         arr = np.array(data, dtype=np.float64)
-    except (ValueError, TypeError) as exc:
-        found = _first_bad_entry(data)
+    except (ValueError, TypeError, OverflowError) as exc:
+        found = _first_bad_entry(data, max(ranks))
         if found is not None:
             path, problem = found
             raise PPOInputError(name, f"{problem}{_where(path)}") from None

@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from app.analysis import TENSOR_FIELDS, analyze_json, analyze_npy
 from app.errors import RequestInvalid, error_item
@@ -81,7 +82,14 @@ async def analyze(request: Request) -> Any:
 
 
 async def _read_form(request: Request) -> tuple[dict[str, bytes], dict[str, str]]:
-    form = await request.form(max_files=len(TENSOR_FIELDS), max_fields=64)
+    try:
+        form = await request.form(max_files=len(TENSOR_FIELDS), max_fields=64)
+    except HTTPException as exc:
+        if exc.status_code != 400:  # e.g. 413 from the body-size limit
+            raise
+        raise RequestInvalid(
+            [error_item(["body"], f"invalid multipart body: {exc.detail}", "multipart_invalid")]
+        ) from None
     files: dict[str, bytes] = {}
     fields: dict[str, str] = {}
     try:

@@ -124,7 +124,9 @@ async def entropy_cmp(
     vocab_size: int = Query(1000, ge=2, le=65_536, description="Vocabulary size V."),
     batch_size: int = Query(16, ge=1, le=256, description="Rows per case."),
     seed: int = Query(0, ge=0, le=2**31 - 1, description="Generator seed."),
-    temperature: float = Query(1.0, gt=0, le=100, description="Softmax temperature."),
+    temperature: float = Query(
+        1.0, ge=0.01, le=100, description="Softmax temperature (bounded so logits / T is finite)."
+    ),
     peak_logit: float = Query(10.0, ge=-100, le=100, description="The peaked case's logit."),
     uniform_scale: float = Query(0.1, gt=0, le=10, description="Near-uniform logit scale."),
     top_k: int = Query(50, ge=1, le=1000, description="Probabilities returned per example."),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from fastapi import APIRouter, Request
 
 from app.schemas import (
@@ -31,7 +32,14 @@ from app.services import (
     req_tensor,
     resolve_convention,
 )
-from ppo_core import entropy_from_logits, kl_estimate, policy_loss, ppo_total_loss, value_loss
+from ppo_core import (
+    PPOInputError,
+    entropy_from_logits,
+    kl_estimate,
+    policy_loss,
+    ppo_total_loss,
+    value_loss,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["losses"])
 
@@ -145,6 +153,12 @@ async def entropy(body: EntropyRequest, request: Request) -> EntropyResponse:
 
     def run() -> EntropyResponse:
         logits = req_tensor(body, "logits", n, (1, 2, 3))
+        if not bool(torch.isfinite(logits / body.temperature).all()):
+            raise PPOInputError(
+                "temperature",
+                f"logits / temperature overflows float64 (largest |logit| "
+                f"{float(logits.abs().max()):g}); use a larger temperature",
+            )
         per_row = entropy_from_logits(logits, body.temperature)
         return EntropyResponse(
             entropy=float(per_row.mean()),
