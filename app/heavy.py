@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -28,9 +31,22 @@ class Overloaded(Exception):
         self.retry_after = retry_after
 
 
-def _warm_up() -> None:
-    """Runs once in each worker process so its imports (torch, ppo_core) happen at start-up."""
+def _init_worker(parent_pid: int) -> None:
+    """Each worker: import the analyzer now (not on the first request), and exit on its own if
+    the server process dies without shutting the pool down (e.g. SIGKILL)."""
     import app.analysis  # noqa: F401
+
+    def watch_parent() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(0)
+
+    threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
+
+
+def _noop() -> None:
+    """Submitted once per worker at start-up so the pool spawns and warms up early."""
 
 
 class HeavyRunner:
@@ -53,9 +69,14 @@ class HeavyRunner:
         """Create the process pool and warm each worker up (in the background)."""
         if self._processes is None:
             ctx = multiprocessing.get_context("spawn")
-            self._processes = ProcessPoolExecutor(self.concurrency, mp_context=ctx)
+            self._processes = ProcessPoolExecutor(
+                self.concurrency,
+                mp_context=ctx,
+                initializer=_init_worker,
+                initargs=(os.getpid(),),
+            )
             for _ in range(self.concurrency):
-                self._processes.submit(_warm_up)
+                self._processes.submit(_noop)
 
     def shutdown(self) -> None:
         """Stop both pools; they are created afresh if the app is started again."""

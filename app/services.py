@@ -3,13 +3,14 @@ finite results, and where a computation runs (inline when small, off the loop wh
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, fields
 from typing import Any, TypeVar
 
 import torch
-from fastapi import Request
+from fastapi import Request, Response
 from pydantic import BaseModel
 
 from app.heavy import HeavyRunner
@@ -157,3 +158,26 @@ def loss_diagnostics(res: TotalLossOutput) -> LossDiagnostics:
         ratio_max=finite("ratio_max", p.ratio_max),
         explained_variance=finite_or_none("explained_variance", res.explained_variance),
     )
+
+
+class JSONBytes(Response):
+    """A response whose body is JSON already serialised (by :func:`cached_json`)."""
+
+    media_type = "application/json"
+
+
+CURVE_CACHE_SIZE = 4096
+"""Responses kept per curve endpoint (a few KB each)."""
+
+
+def cached_json(fn: Callable[..., BaseModel]) -> Callable[..., bytes]:
+    """Memoise a pure response builder as its serialised JSON, keyed by its (positional,
+    hashable) query values. Errors are not cached; each cached body is what the response model
+    serialises, so the answer is byte-for-byte the uncached one."""
+
+    @functools.lru_cache(maxsize=CURVE_CACHE_SIZE)
+    def build(*args: Any) -> bytes:
+        return fn(*args).model_dump_json().encode()
+
+    functools.update_wrapper(build, fn)
+    return build

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from app.schemas import (
     ClipBoundsOut,
@@ -18,7 +18,7 @@ from app.schemas import (
     TemperatureCurve,
     ValueCurveResponse,
 )
-from app.services import breakdown, loss_diagnostics
+from app.services import JSONBytes, breakdown, cached_json, loss_diagnostics
 from ppo_core import (
     PPOInputError,
     clip_objective_curve,
@@ -49,8 +49,39 @@ async def clip_objective(
     epsilon_high: float | None = Query(None, gt=0, le=10, description="Upper epsilon."),
     dual_clip: float | None = Query(None, gt=1, le=100, description="Dual-clip c > 1."),
     ratio: float | None = Query(None, ge=0, le=100, description="A ratio to read out."),
+) -> Response:
+    """The PPO objective ``min(rA, clip(r)A)`` vs the ratio, with d/dr by autograd.
+
+    Responses are memoised per parameter set (a pure function of the query): slider
+    positions repeat, and a cached answer costs what ``/healthz`` costs.
+    """
+    return JSONBytes(
+        _clip_objective(
+            epsilon,
+            advantage,
+            ratio_min,
+            ratio_max,
+            points,
+            epsilon_low,
+            epsilon_high,
+            dual_clip,
+            ratio,
+        )
+    )
+
+
+@cached_json
+def _clip_objective(
+    epsilon: float,
+    advantage: float,
+    ratio_min: float,
+    ratio_max: float,
+    points: int,
+    epsilon_low: float | None,
+    epsilon_high: float | None,
+    dual_clip: float | None,
+    ratio: float | None,
 ) -> ClipObjectiveResponse:
-    """The PPO objective ``min(rA, clip(r)A)`` vs the ratio, with d/dr by autograd."""
     c = clip_objective_curve(
         epsilon,
         advantage,
@@ -99,8 +130,22 @@ async def value_curve(
     prediction_min: float = Query(-2.0, ge=-1e4, le=1e4, description="Left end of V axis."),
     prediction_max: float = Query(3.0, ge=-1e4, le=1e4, description="Right end of V axis."),
     points: int = Query(200, ge=2, le=MAX_CURVE_POINTS, description="Samples on the axis."),
-) -> ValueCurveResponse:
+) -> Response:
     """Squared error vs prediction: unclipped, seed/CleanRL ``max`` and SB3 ``clipped``."""
+    return JSONBytes(
+        _value_curve(returns, old_value, clip_range, prediction_min, prediction_max, points)
+    )
+
+
+@cached_json
+def _value_curve(
+    returns: float,
+    old_value: float,
+    clip_range: float,
+    prediction_min: float,
+    prediction_max: float,
+    points: int,
+) -> ValueCurveResponse:
     c = value_loss_curve(
         returns,
         old_value,
@@ -130,8 +175,25 @@ async def entropy_cmp(
     peak_logit: float = Query(10.0, ge=-100, le=100, description="The peaked case's logit."),
     uniform_scale: float = Query(0.1, gt=0, le=10, description="Near-uniform logit scale."),
     top_k: int = Query(50, ge=1, le=1000, description="Probabilities returned per example."),
-) -> EntropyComparisonResponse:
+) -> Response:
     """The seed's comparison: random, peaked, near-uniform and maximum (log V) entropies."""
+    return JSONBytes(
+        _entropy_comparison(
+            vocab_size, batch_size, seed, temperature, peak_logit, uniform_scale, top_k
+        )
+    )
+
+
+@cached_json
+def _entropy_comparison(
+    vocab_size: int,
+    batch_size: int,
+    seed: int,
+    temperature: float,
+    peak_logit: float,
+    uniform_scale: float,
+    top_k: int,
+) -> EntropyComparisonResponse:
     if vocab_size * batch_size > MAX_COMPARISON_ELEMENTS:
         raise PPOInputError(
             "batch_size", f"vocab_size x batch_size must be <= {MAX_COMPARISON_ELEMENTS}"
@@ -172,8 +234,15 @@ async def kl_drift(
     steps: int = Query(21, ge=2, le=101, description="Drift values from 0 to max_drift."),
     samples: int = Query(256, ge=1, le=4096, description="Tokens sampled per drift."),
     seed: int = Query(0, ge=0, le=2**31 - 1, description="Generator seed."),
-) -> KLDriftResponse:
+) -> Response:
     """k1 / k2 / k3 sample estimates against the exact KL as the policy drifts."""
+    return JSONBytes(_kl_drift(vocab_size, max_drift, steps, samples, seed))
+
+
+@cached_json
+def _kl_drift(
+    vocab_size: int, max_drift: float, steps: int, samples: int, seed: int
+) -> KLDriftResponse:
     drifts = torch.linspace(0.0, max_drift, steps, dtype=torch.float64)
     d = kl_estimator_drift(vocab_size, drifts, samples, seed)
     return KLDriftResponse(
@@ -193,8 +262,20 @@ async def sample_loss(
     clip_ratio: float = Query(0.2, gt=0, lt=1, description="PPO epsilon."),
     vf_coef: float = Query(0.5, ge=0, le=100, description="Value-loss weight."),
     entropy_coef: float = Query(0.01, ge=0, le=100, description="Entropy weight."),
-) -> SampleLossResponse:
+) -> Response:
     """The seed's total-loss example on a reproducible batch, as a stacked breakdown."""
+    return JSONBytes(_sample_loss(seed, batch_size, vocab_size, clip_ratio, vf_coef, entropy_coef))
+
+
+@cached_json
+def _sample_loss(
+    seed: int,
+    batch_size: int,
+    vocab_size: int,
+    clip_ratio: float,
+    vf_coef: float,
+    entropy_coef: float,
+) -> SampleLossResponse:
     if batch_size * vocab_size > MAX_COMPARISON_ELEMENTS:
         raise PPOInputError(
             "batch_size", f"batch_size x vocab_size must be <= {MAX_COMPARISON_ELEMENTS}"
