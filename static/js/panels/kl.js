@@ -1,0 +1,89 @@
+// Panel 5: the k1 / k2 / k3 estimators of KL(π ‖ π_ref) against the exact KL as a toy policy
+// drifts from its reference: sample means with ±1 std bands, and the per-token std itself.
+import { apiUrl, getJSON } from "../api.js";
+import { createPanel, layout } from "../panel.js";
+
+const PRESETS = {
+  close: { kD: 0.5 },
+  mid: { kD: 2 },
+  far: { kD: 5 },
+  few: { kS: 16 },
+  many: { kS: 4096 },
+};
+
+const STEPS = 41;
+const COLORS = { k1: "#d62728", k2: "#ff7f0e", k3: "#1f4e9c" };
+const BAND = { k1: "rgba(214,39,40,0.12)", k2: "rgba(255,127,14,0.14)", k3: "rgba(31,78,156,0.16)" };
+const ESTIMATORS = ["k1", "k2", "k3"];
+
+function query(v) {
+  return { vocab_size: v.kV, max_drift: v.kD, steps: STEPS, samples: v.kS, seed: v.kSeed };
+}
+
+function meanChart(d) {
+  const traces = [];
+  for (const k of ESTIMATORS) {
+    const lo = d.mean[k].map((m, i) => m - d.std[k][i]);
+    const hi = d.mean[k].map((m, i) => m + d.std[k][i]);
+    traces.push(
+      { x: d.drift, y: lo, mode: "lines", line: { width: 0 }, hoverinfo: "skip", showlegend: false,
+        legendgroup: k, name: `${k} − std` },
+      { x: d.drift, y: hi, mode: "lines", line: { width: 0 }, fill: "tonexty", fillcolor: BAND[k],
+        hoverinfo: "skip", showlegend: false, legendgroup: k, name: `${k} + std` },
+    );
+  }
+  for (const k of ESTIMATORS) {
+    traces.push({ x: d.drift, y: d.mean[k], mode: "lines", name: `${k} mean`, legendgroup: k,
+      line: { color: COLORS[k], width: 2 }, hovertemplate: `drift %{x:.2f}: ${k} %{y:.4f}<extra></extra>` });
+  }
+  traces.push({ x: d.drift, y: d.true_kl, mode: "lines", name: "true KL",
+    line: { color: "#1d2433", width: 3, dash: "dash" }, hovertemplate: "drift %{x:.2f}: KL %{y:.4f}<extra></extra>" });
+  return {
+    traces,
+    layout: layout({
+      title: { text: `Means ± 1 std, ${d.samples} tokens per drift`, font: { size: 14 } },
+      xaxis: { title: { text: "drift of the policy logits" } },
+      yaxis: { title: { text: "KL estimate (nats)" }, zeroline: true },
+      height: 400,
+    }),
+  };
+}
+
+function stdChart(d) {
+  return {
+    traces: ESTIMATORS.map((k) => ({ x: d.drift, y: d.std[k], mode: "lines", name: `${k} std`,
+      line: { color: COLORS[k], width: 2 }, hovertemplate: `drift %{x:.2f}: std %{y:.4f}<extra>${k}</extra>` })),
+    layout: layout({
+      title: { text: "Per-token std (lower = less noise)", font: { size: 14 } },
+      xaxis: { title: { text: "drift of the policy logits" } },
+      yaxis: { title: { text: "std of one token's estimate" }, rangemode: "tozero" },
+      height: 400,
+    }),
+  };
+}
+
+/** Readout at the middle and the end of the drift range: bias (mean − true) and std. */
+function readout(d) {
+  const at = (i) => {
+    const cells = ESTIMATORS.map((k) => {
+      const bias = d.mean[k][i] - d.true_kl[i];
+      return `${k} ${d.mean[k][i].toFixed(3)} (bias ${bias >= 0 ? "+" : "−"}${Math.abs(bias).toFixed(3)}, std ${d.std[k][i].toFixed(3)})`;
+    });
+    return `<p>drift ${d.drift[i].toFixed(2)}: true KL <strong>${d.true_kl[i].toFixed(3)}</strong> · ${cells.join(" · ")}</p>`;
+  };
+  const n = d.drift.length;
+  return at(Math.floor((n - 1) / 4)) + at(n - 1);
+}
+
+async function update(panel, v) {
+  const q = query(v);
+  const d = await getJSON("/api/v1/kl-drift", q);
+  const a = meanChart(d);
+  const b = stdChart(d);
+  await Promise.all([panel.draw("kl-chart-mean", a.traces, a.layout), panel.draw("kl-chart-std", b.traces, b.layout)]);
+  panel.root.querySelector("#kl-readout").innerHTML = readout(d);
+  panel.setApiLink(apiUrl("/api/v1/kl-drift", q));
+  panel.rendered();
+}
+
+export default () => createPanel("kl", { presets: PRESETS, update });

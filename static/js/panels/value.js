@@ -1,0 +1,103 @@
+// Panel 2: the value loss against the prediction V, unclipped and clipped around V_old, in the
+// seed's / CleanRL's convention (max of the two errors) and SB3's (clipped error only).
+import { apiUrl, getJSON } from "../api.js";
+import { createPanel, layout } from "../panel.js";
+
+const PRESETS = {
+  near: { vR: 0.1, vV: 0.5 },
+  far: { vR: 2.5, vV: 1 },
+  over: { vR: 1, vV: 2.5 },
+  wide: { vClip: 1.5 },
+};
+
+const MARGIN = 1.5;
+
+function query(v) {
+  const lo = Math.min(v.vR, v.vOld - v.vClip, v.vV) - MARGIN;
+  const hi = Math.max(v.vR, v.vOld + v.vClip, v.vV) + MARGIN;
+  return {
+    returns: v.vR,
+    old_value: v.vOld,
+    clip_range: v.vClip,
+    prediction_min: Math.round(lo * 10) / 10,
+    prediction_max: Math.round(hi * 10) / 10,
+    points: 301,
+  };
+}
+
+/** The curves at the marker: a two-point curve starting at V (as the clip panel does). */
+function pointQuery(v) {
+  return { returns: v.vR, old_value: v.vOld, clip_range: v.vClip,
+    prediction_min: v.vV, prediction_max: v.vV + 1e-9, points: 2 };
+}
+
+function chart(data, at, v, key, title, color) {
+  const traces = [
+    { x: data.prediction, y: data.unclipped, name: "(V − R)² unclipped", mode: "lines",
+      line: { dash: "dash", color: "#d62728" } },
+    { x: data.prediction, y: data[key], name: key === "clipped_max" ? "max(unclipped, clipped)" : "(V_clip − R)² only",
+      mode: "lines", line: { color, width: 3 } },
+    { x: [at.prediction[0]], y: [at[key][0]], name: "marker", mode: "markers",
+      marker: { size: 11, color: "#1d2433" }, showlegend: false,
+      hovertemplate: "V = %{x:.2f}<br>loss %{y:.3f}<extra></extra>" },
+  ];
+  const vline = (x, color, dash) => ({ type: "line", xref: "x", yref: "y domain", x0: x, x1: x,
+    y0: 0, y1: 1, line: { color, dash, width: 1.5 } });
+  return {
+    traces,
+    layout: layout({
+      title: { text: title, font: { size: 14 } },
+      xaxis: { title: { text: "prediction V" } },
+      yaxis: { title: { text: "loss" }, rangemode: "tozero" },
+      shapes: [
+        { type: "rect", xref: "x", yref: "y domain", x0: data.clip_low, x1: data.clip_high, y0: 0, y1: 1,
+          fillcolor: "rgba(31,78,156,0.10)", line: { width: 0 } },
+        vline(v.vOld, "#1f4e9c", "dot"),
+        vline(v.vR, "#1a7f37", "solid"),
+        vline(v.vV, "#555", "dash"),
+      ],
+      annotations: [
+        { x: v.vR, y: 1, xref: "x", yref: "y domain", text: "R", showarrow: false, yanchor: "bottom",
+          font: { color: "#1a7f37" } },
+        { x: v.vOld, y: 1, xref: "x", yref: "y domain", text: "V_old", showarrow: false, yanchor: "bottom",
+          xanchor: v.vOld < v.vR ? "right" : "left", font: { color: "#1f4e9c" } },
+      ],
+      height: 380,
+    }),
+  };
+}
+
+function readout(v, at) {
+  const inside = v.vV >= at.clip_low && v.vV <= at.clip_high;
+  const plain = at.unclipped[0];
+  const maxLoss = at.clipped_max[0];
+  // The max form is flat in V where the clipped error wins outside the band.
+  const maxFlat = !inside && maxLoss > plain + 1e-12;
+  const fmt = (x) => x.toFixed(3);
+  const state = (flat) => (flat
+    ? '<span class="bad">clipped branch — gradient 0, V does not move</span>'
+    : '<span class="good">gradient flows toward R</span>');
+  return `<p>At V = ${v.vV.toFixed(2)} (band [${at.clip_low.toFixed(2)}, ${at.clip_high.toFixed(2)}]): ` +
+    `unclipped ${fmt(plain)}.</p>` +
+    `<p><strong>seed / CleanRL (max)</strong>: ${fmt(maxLoss)} · ${state(maxFlat)}</p>` +
+    `<p><strong>SB3 (clipped only)</strong>: ${fmt(at.clipped_only[0])} · ${state(!inside)}</p>`;
+}
+
+async function update(panel, v) {
+  const q = query(v);
+  const [data, at] = await Promise.all([
+    getJSON("/api/v1/value-loss-curve", q),
+    getJSON("/api/v1/value-loss-curve", pointQuery(v)),
+  ]);
+  const a = chart(data, at, v, "clipped_max", "seed / CleanRL: max of the two errors", "#1f4e9c");
+  const b = chart(data, at, v, "clipped_only", "Stable-Baselines3: clipped error only", "#9467bd");
+  await Promise.all([
+    panel.draw("value-chart-max", a.traces, a.layout),
+    panel.draw("value-chart-sb3", b.traces, b.layout),
+  ]);
+  panel.root.querySelector("#value-readout").innerHTML = readout(v, at);
+  panel.setApiLink(apiUrl("/api/v1/value-loss-curve", q));
+  panel.rendered();
+}
+
+export default () => createPanel("value", { presets: PRESETS, update });
