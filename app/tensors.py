@@ -1,10 +1,11 @@
 """The one place request data (JSON lists, ``.npy`` bytes) becomes torch tensors.
 
 Every failure raises :class:`ppo_core.PPOInputError` naming the field and the problem: wrong
-rank, ragged rows, strings or objects among the numbers, NaN / inf, empty, too many elements,
-a ``.npy`` that is pickled, truncated, of object dtype or not an array. ``.npy`` files are read
-header-first with ``allow_pickle=False`` semantics: nothing is unpickled, ever, and the element
-count is checked before the data is touched.
+rank, ragged rows, strings, nulls or objects among the numbers, NaN / inf, empty, too many
+elements, a ``.npy`` that is pickled, truncated, of object dtype or not an array (``true`` /
+``false`` count as 1 / 0, for boolean masks). ``.npy`` files are read header-first with
+``allow_pickle=False`` semantics: nothing is unpickled, ever, and the element count is checked
+before the data is touched.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ def _first_bad_entry(
 ) -> tuple[tuple[int, ...], str] | None:
     """Locate the first entry that is not a finite number, or a list nested deeper than
     ``max_rank`` (slow path, errors only; the depth bound also bounds the recursion)."""
-    if isinstance(data, bool) or data is None or isinstance(data, str | dict):
+    if data is None:
+        return path, "expected a number, got null"
+    if isinstance(data, str | dict):
         return path, f"expected a number, got {type(data).__name__} {str(data)[:20]!r}"
-    if isinstance(data, int | float):
+    if isinstance(data, int | float):  # bool included: true / false are 1 / 0 (boolean masks)
         try:
             if not math.isfinite(data):
                 return path, f"non-finite value {data}"
@@ -79,7 +82,15 @@ def from_json(
             path, problem = found
             raise PPOInputError(name, f"{problem}{_where(path)}") from None
         raise PPOInputError(name, "rows have different lengths (ragged)") from exc
-    _check_array(name, arr, ranks, max_elements)
+    try:
+        _check_array(name, arr, ranks, max_elements)
+    except PPOInputError as exc:
+        # NumPy reads null as NaN: name the first bad entry as it was sent.
+        found = _first_bad_entry(data, max(ranks)) if "non-finite" in exc.problem else None
+        if found is None:
+            raise
+        path, problem = found
+        raise PPOInputError(name, f"{problem}{_where(path)}") from None
     return torch.from_numpy(arr)
 
 

@@ -3,6 +3,8 @@ against ppo_core's ``ppo_total_loss`` on the same tensors; and the upload refusa
 
 from __future__ import annotations
 
+import io
+import json
 import pickle
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from api_support import as_lists, assert_error, convention_json, npy_bytes
+from api_support import as_lists, assert_error, convention_json, npy_bytes, post_text
 from fastapi.testclient import TestClient
 
 from ppo_core import CONVENTIONS, compute_advantages, get_convention, ppo_total_loss
@@ -325,3 +327,32 @@ def test_analyze_needs_advantages_or_rewards(client: TestClient) -> None:
 
 def test_analyze_body_must_be_an_object(client: TestClient) -> None:
     assert_error(client.post(ANALYZE, json=[1, 2]), 422, ["body"], "expected a JSON object")
+
+
+def test_npy_over_element_limit_checked_from_header(client: TestClient) -> None:
+    # The header claims 10**9 elements and only the header is sent: refused by the count
+    # (not as truncated), before any data would be read.
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (10**9,)}
+    )
+    r = client.post(ANALYZE, files=BASE_FILES | {"advantages": ("a.npy", header.getvalue())})
+    assert_error(
+        r,
+        422,
+        ["body", "advantages"],
+        f"advantages: has 1000000000 elements, over the limit of {4 * 1024 * 1024}",
+    )
+
+
+def test_non_finite_in_analyze_json(client: TestClient) -> None:
+    text = json.dumps({"logprobs": [0.0, 0.0], "old_logprobs": [0.0, float("nan")]})
+    r = post_text(client, ANALYZE, text)
+    assert_error(
+        r, 422, ["body", "old_logprobs"], "old_logprobs: non-finite value nan at index [1]"
+    )
+
+
+def test_malformed_json_on_analyze(client: TestClient) -> None:
+    r = post_text(client, ANALYZE, '{"logprobs": [0.0,')
+    assert_error(r, 422, ["body"], "invalid JSON: ...")

@@ -289,3 +289,11 @@ def test_kl_default_is_k3_and_agrees_with_ppo_core(client: TestClient) -> None:
     assert r.json() == approx(
         {"kl": float(mean), "per_token": per_token.tolist(), "estimator": "k3"}
     )
+
+
+def test_boolean_mask_counts_as_zero_one(client: TestClient) -> None:
+    body = KL_BODY | {"estimator": "k1"}
+    as_bools = client.post("/api/v1/kl", json=body | {"mask": [True, False]})
+    as_numbers = client.post("/api/v1/kl", json=body | {"mask": [1, 0]})
+    assert as_bools.status_code == 200, as_bools.text
+    assert as_bools.json() == as_numbers.json()

@@ -1,0 +1,254 @@
+"""The service around the endpoints: body limit (refused before being read whole), overload
+503 with Retry-After, a heavy pool that survives a dead worker and a restart, security
+headers and X-Request-ID on every response, CORS closed unless configured."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from api_support import assert_error, call_asgi, make_client, npy_bytes
+from fastapi.testclient import TestClient
+
+from app.heavy import HeavyRunner, Overloaded
+
+ANALYZE = "/api/v1/analyze"
+POLICY = "/api/v1/policy-loss"
+SMALL_ANALYZE = {"logprobs": [0.0, 0.1], "old_logprobs": [0.0, 0.0], "advantages": [1.0, -1.0]}
+LIMIT = 4096
+
+
+@pytest.fixture(scope="module")
+def busy() -> Iterator[TestClient]:
+    """Tiny limits, so they are cheap to hit: one heavy slot and no queue (a second heavy
+    request is refused at once), 4 KiB bodies, 100 elements per tensor."""
+    with make_client(
+        heavy_concurrency=1, heavy_queue=0, max_body_bytes=LIMIT, max_tensor_elements=100
+    ) as c:
+        yield c
+
+
+def wait_until(condition: object, what: str) -> None:
+    """Poll ``condition()`` (a wait for the server's state, not a timing assertion)."""
+    for _ in range(2000):
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+# --- body size ----------------------------------------------------------------------------
+
+
+def endless(chunk_size: int = 1024) -> Iterator[bytes]:
+    return itertools.repeat(b" " * chunk_size)
+
+
+@pytest.mark.parametrize("path", [POLICY, ANALYZE])
+def test_413_from_content_length_reads_nothing(busy: TestClient, path: str) -> None:
+    headers = [("content-type", "application/json"), ("content-length", str(10**12))]
+    res = asyncio.run(call_asgi(busy.app, "POST", path, headers, endless()))
+    assert res.status == 413
+    assert json.loads(res.body) == {
+        "detail": [
+            {
+                "loc": [],
+                "msg": f"request body over the limit of {LIMIT} bytes",
+                "type": "body_too_large",
+            }
+        ]
+    }
+    assert res.chunks_read == 0
+    assert res.headers["x-content-type-options"] == "nosniff" and "x-request-id" in res.headers
+
+
+MULTIPART_START = (
+    b'--x\r\nContent-Disposition: form-data; name="logprobs"; filename="lp.npy"\r\n'
+    b"Content-Type: application/octet-stream\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "start"),
+    [
+        (POLICY, "application/json", b"["),
+        (ANALYZE, "application/json", b"["),
+        (ANALYZE, "multipart/form-data; boundary=x", MULTIPART_START),
+    ],
+)
+def test_413_streamed_body_stops_at_the_limit(
+    busy: TestClient, path: str, content_type: str, start: bytes
+) -> None:
+    # No Content-Length (chunked): an endless body is cut off just past the limit.
+    chunks = itertools.chain([start], endless())
+    res = asyncio.run(call_asgi(busy.app, "POST", path, [("content-type", content_type)], chunks))
+    assert res.status == 413
+    assert json.loads(res.body)["detail"][0]["type"] == "body_too_large"
+    assert res.chunks_read <= LIMIT // 1024 + 2
+
+
+def test_body_over_limit(busy: TestClient) -> None:
+    body = b"[" + b"0," * LIMIT + b"0]"
+    r = busy.post(POLICY, content=body, headers={"content-type": "application/json"})
+    assert_error(r, 413, [], f"request body over the limit of {LIMIT} bytes")
+
+
+def test_body_under_the_limit_is_served(busy: TestClient) -> None:
+    r = busy.post(POLICY, json={"logprobs": [0.0], "old_logprobs": [0.0], "advantages": [1.0]})
+    assert r.status_code == 200, r.text
+
+
+# --- element limit ------------------------------------------------------------------------
+
+
+def test_tensor_over_element_limit_1d(busy: TestClient) -> None:
+    body = {"logprobs": [0.0] * 101, "old_logprobs": [0.0] * 101, "advantages": [0.0] * 101}
+    r = busy.post(POLICY, json=body)
+    assert_error(r, 422, ["body", "logprobs"], "logprobs: has over 100 elements, over the limit")
+
+
+def test_tensor_over_element_limit_2d(busy: TestClient) -> None:
+    rows = [[0.0] * 11] * 10
+    r = busy.post(POLICY, json={"logprobs": rows, "old_logprobs": rows, "advantages": rows})
+    assert_error(r, 422, ["body", "logprobs"], "logprobs: has 110 elements, over the limit of 100")
+
+
+def test_npy_over_element_limit(busy: TestClient) -> None:
+    files = {
+        name: (f"{name}.npy", npy_bytes(np.zeros(101))) for name in ("logprobs", "old_logprobs")
+    }
+    r = busy.post(ANALYZE, files=files)
+    assert_error(r, 422, ["body", "logprobs"], "logprobs: has 101 elements, over the limit of 100")
+
+
+# --- heavy pool ---------------------------------------------------------------------------
+
+
+def test_503_with_retry_after_when_heavy_pool_is_full(busy: TestClient) -> None:
+    heavy: HeavyRunner = busy.app.state.heavy  # type: ignore[attr-defined]
+    gate = threading.Event()
+    held = busy.portal.start_task_soon(heavy.in_thread, gate.wait)  # type: ignore[union-attr]
+    try:
+        wait_until(lambda: heavy.admitted == 1, "the slot to be taken")
+        r = busy.post(ANALYZE, json=SMALL_ANALYZE)
+        assert_error(r, 503, [], "server busy: 1 heavy requests in progress")
+        assert r.json()["detail"][0]["type"] == "overloaded"
+        assert r.headers["retry-after"] == "1"
+        assert "x-request-id" in r.headers
+    finally:
+        gate.set()
+    held.result(timeout=30)
+    assert heavy.admitted == 0
+    r = busy.post(ANALYZE, json=SMALL_ANALYZE)
+    assert r.status_code == 200, r.text
+
+
+def test_dead_worker_is_replaced(busy: TestClient) -> None:
+    heavy: HeavyRunner = busy.app.state.heavy  # type: ignore[attr-defined]
+    with pytest.raises(Overloaded, match="worker process exited unexpectedly"):
+        busy.portal.call(heavy.in_process, os._exit, 3)  # type: ignore[union-attr]
+    r = busy.post(ANALYZE, json=SMALL_ANALYZE)
+    assert r.status_code == 200, r.text
+
+
+def test_heavy_timeout_is_overloaded() -> None:
+    runner = HeavyRunner(concurrency=1, queue=0, timeout_s=0.05)
+    gate = threading.Event()
+    try:
+        with pytest.raises(Overloaded, match=r"took longer than 0\.05 s"):
+            asyncio.run(runner.in_thread(gate.wait))
+    finally:
+        gate.set()
+        runner.shutdown()
+    assert runner.admitted == 0
+
+
+def test_heavy_runner_serves_after_a_shutdown(busy: TestClient) -> None:
+    # What a second lifespan of the same app does (e.g. a test harness restarting it).
+    busy.app.state.heavy.shutdown()  # type: ignore[attr-defined]
+    r = busy.post(ANALYZE, json=SMALL_ANALYZE)
+    assert r.status_code == 200, r.text
+
+
+# --- headers ------------------------------------------------------------------------------
+
+REQUESTS = [
+    ("GET", "/healthz", None, 200),
+    ("GET", "/api/v1/clip-objective", None, 200),
+    ("POST", POLICY, {"logprobs": []}, 422),
+    ("GET", "/no-such-page", None, 404),
+    ("GET", POLICY, None, 405),
+    ("POST", ANALYZE, "text", 422),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status"), REQUESTS)
+def test_security_headers_and_request_id_on_every_response(
+    client: TestClient, method: str, path: str, body: object, status: int
+) -> None:
+    kwargs: dict[str, object] = {"json": body}
+    if isinstance(body, str):
+        kwargs = {"content": body, "headers": {"content-type": "text/plain"}}
+    r = client.request(method, path, **kwargs)  # type: ignore[arg-type]
+    assert r.status_code == status, r.text
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "default-src 'self'" in csp and "object-src 'none'" in csp
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["referrer-policy"] == "no-referrer"
+    assert re.fullmatch(r"[0-9a-f]{32}", r.headers["x-request-id"])
+    if status >= 400:
+        assert isinstance(r.json()["detail"], list)
+
+
+def test_request_id_kept_from_client_when_sane(client: TestClient) -> None:
+    assert (
+        client.get("/healthz", headers={"x-request-id": "trace-42"}).headers["x-request-id"]
+        == "trace-42"
+    )
+    replaced = client.get("/healthz", headers={"x-request-id": "x" * 65}).headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", replaced)
+
+
+def test_request_ids_are_unique(client: TestClient) -> None:
+    ids = {client.get("/healthz").headers["x-request-id"] for _ in range(5)}
+    assert len(ids) == 5
+
+
+def test_cors_closed_by_default(client: TestClient) -> None:
+    origin = {"origin": "https://evil.example"}
+    r = client.get("/healthz", headers=origin)
+    assert r.status_code == 200
+    assert "access-control-allow-origin" not in r.headers
+    preflight = client.options(POLICY, headers=origin | {"access-control-request-method": "POST"})
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_cors_open_for_configured_origins_only() -> None:
+    allowed = "https://tools.example"
+    with make_client(cors_origins=[allowed], frame_ancestors="'self'") as c:
+        r = c.get("/healthz", headers={"origin": allowed})
+        assert r.headers["access-control-allow-origin"] == allowed
+        assert "x-request-id" in r.headers["access-control-expose-headers"].lower()
+        assert "frame-ancestors 'self'" in r.headers["content-security-policy"]
+        foreign = c.get("/healthz", headers={"origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in foreign.headers
+        preflight = c.options(
+            POLICY,
+            headers={
+                "origin": allowed,
+                "access-control-request-method": "POST",
+                "access-control-request-headers": "content-type",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == allowed
+        assert "POST" in preflight.headers["access-control-allow-methods"]
