@@ -65,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "computed on demand by ppo_core. Every tensor is a (nested) list of finite numbers; "
         "errors are 4xx JSON naming the field and the problem.",
         lifespan=lifespan,
+        docs_url=None,  # served by app.routes.page from the bundled Swagger UI: no CDN
+        redoc_url=None,
     )
     app.router.route_class = OrjsonRoute
     app.state.settings = settings
@@ -75,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(page.router)
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
+    app.mount("/docs/assets", StaticFiles(directory=page.SWAGGER_DIR), name="docs-assets")
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

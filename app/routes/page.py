@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.resources
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -25,6 +26,8 @@ TEMPLATES_DIR = ROOT / "templates"
 STATIC_DIR = ROOT / "static"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 PLOTLY_URL = f"/vendor/plotly-{plotly.__version__}.min.js"
+# Swagger UI 5 (it reads OpenAPI 3.1) from the fastapi-offline package's static files.
+SWAGGER_DIR = Path(str(importlib.resources.files("fastapi_offline") / "static"))
 
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 router = APIRouter(include_in_schema=False)
@@ -73,6 +76,12 @@ async def plotly_js(request: Request) -> Response:
     else:
         body = asset.raw
     return Response(body, media_type="text/javascript", headers=headers)
+
+
+@router.get("/docs", response_class=HTMLResponse)
+async def docs(request: Request) -> HTMLResponse:
+    """Swagger UI served from an installed package (FastAPI's default loads it from a CDN)."""
+    return templates.TemplateResponse(request, "docs.html", {})
 
 
 @router.get("/favicon.ico")

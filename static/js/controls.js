@@ -18,12 +18,15 @@ export function valueOf(el) {
 }
 
 function setRaw(el, text) {
-  if (el.type === "checkbox") el.checked = text === "true" || text === true;
-  else el.value = String(text);
-  // A URL value out of range or not a number falls back to the default, never NaN.
-  if ((el.type === "range" || el.type === "number") && !Number.isFinite(Number(el.value))) {
-    el.value = el.dataset.default;
+  if (el.type === "checkbox") {
+    el.checked = text === "true" || text === true;
+    return;
   }
+  // A URL value that is not a number falls back to the default (browsers would otherwise pick
+  // the slider's midpoint); one out of range is clamped by the input itself.
+  const numeric = el.type === "range" || el.type === "number";
+  const bad = numeric && (String(text).trim() === "" || !Number.isFinite(Number(text)));
+  el.value = bad ? el.dataset.default : String(text);
   if (el.tagName === "SELECT" && el.value === "") el.value = el.dataset.default;
 }
 
@@ -43,6 +46,12 @@ function show(el) {
  */
 export function bindControls(root, onChange, presets = {}) {
   const inputs = [...root.querySelectorAll("[data-key]")];
+  // Normalise each default to the browser's own spelling of the value ("1.0" reads back as
+  // "1"), so a control at its default compares equal and stays out of the URL.
+  for (const el of inputs) {
+    setRaw(el, el.dataset.default);
+    el.dataset.default = rawOf(el);
+  }
   const byKey = new Map(inputs.map((el) => [el.dataset.key, el]));
 
   function record(el, gesture) {

@@ -27,9 +27,9 @@ export function createPanel(id, { presets = {}, update }) {
   const apiLink = document.getElementById(`${id}-api`);
   window.__ppo.rendered[id] = 0;
 
-  function showError(error) {
+  function showError(error, prefix = "The API answered an error: ") {
     errorLine.hidden = false;
-    errorLine.textContent = `The API answered an error: ${error.message}`;
+    errorLine.textContent = `${prefix}${error.message}`;
     window.__ppo.errors[id] = error.message;
   }
 
@@ -53,7 +53,7 @@ export function createPanel(id, { presets = {}, update }) {
     },
     showError,
   };
-  const schedule = coalesce((values) => update(panel, values), showError);
+  const schedule = coalesce((values) => update(panel, values), (error) => showError(error));
   panel.refresh = () => schedule(panel.controls.values());
   panel.controls = bindControls(root, panel.refresh, presets);
   return panel;

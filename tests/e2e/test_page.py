@@ -110,3 +110,9 @@ def test_keyboard_focus_is_visible(page: Any, ui: Any) -> None:
     page.focus("#clip-epsilon")
     outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"
+
+
+def test_api_docs_render_without_a_cdn(page: Any, ui: Any) -> None:
+    page.goto(page.base + "/docs")
+    ui.wait_for("document.querySelectorAll('.opblock').length > 10")
+    assert "/api/v1/analyze" in page.text_content("#swagger-ui")
