@@ -143,6 +143,7 @@ def test_503_with_retry_after_when_heavy_pool_is_full(busy: TestClient) -> None:
         assert r.json()["detail"][0]["type"] == "overloaded"
         assert r.headers["retry-after"] == "1"
         assert "x-request-id" in r.headers
+        assert "script-src 'self'" in r.headers["content-security-policy"]
     finally:
         gate.set()
     held.result(timeout=30)
@@ -192,12 +193,12 @@ REQUESTS = [
 
 @pytest.mark.parametrize(("method", "path", "body", "status"), REQUESTS)
 def test_security_headers_and_request_id_on_every_response(
-    client: TestClient, method: str, path: str, body: object, status: int
+    busy: TestClient, method: str, path: str, body: object, status: int
 ) -> None:
     kwargs: dict[str, object] = {"json": body}
     if isinstance(body, str):
         kwargs = {"content": body, "headers": {"content-type": "text/plain"}}
-    r = client.request(method, path, **kwargs)  # type: ignore[arg-type]
+    r = busy.request(method, path, **kwargs)  # type: ignore[arg-type]
     assert r.status_code == status, r.text
     csp = r.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
@@ -209,26 +210,26 @@ def test_security_headers_and_request_id_on_every_response(
         assert isinstance(r.json()["detail"], list)
 
 
-def test_request_id_kept_from_client_when_sane(client: TestClient) -> None:
+def test_request_id_kept_from_client_when_sane(busy: TestClient) -> None:
     assert (
-        client.get("/healthz", headers={"x-request-id": "trace-42"}).headers["x-request-id"]
+        busy.get("/healthz", headers={"x-request-id": "trace-42"}).headers["x-request-id"]
         == "trace-42"
     )
-    replaced = client.get("/healthz", headers={"x-request-id": "x" * 65}).headers["x-request-id"]
+    replaced = busy.get("/healthz", headers={"x-request-id": "x" * 65}).headers["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", replaced)
 
 
-def test_request_ids_are_unique(client: TestClient) -> None:
-    ids = {client.get("/healthz").headers["x-request-id"] for _ in range(5)}
+def test_request_ids_are_unique(busy: TestClient) -> None:
+    ids = {busy.get("/healthz").headers["x-request-id"] for _ in range(5)}
     assert len(ids) == 5
 
 
-def test_cors_closed_by_default(client: TestClient) -> None:
+def test_cors_closed_by_default(busy: TestClient) -> None:
     origin = {"origin": "https://evil.example"}
-    r = client.get("/healthz", headers=origin)
+    r = busy.get("/healthz", headers=origin)
     assert r.status_code == 200
     assert "access-control-allow-origin" not in r.headers
-    preflight = client.options(POLICY, headers=origin | {"access-control-request-method": "POST"})
+    preflight = busy.options(POLICY, headers=origin | {"access-control-request-method": "POST"})
     assert "access-control-allow-origin" not in preflight.headers
 
 
