@@ -10,11 +10,12 @@ queueing without end; one that runs past the timeout gets 503 too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
@@ -91,6 +92,25 @@ class HeavyRunner:
         if self._processes is pool:
             self._processes = None
 
+    def check_capacity(self) -> None:
+        """Raise :class:`Overloaded` (503) when no heavy slot is free."""
+        if self._admitted >= self.capacity:
+            raise Overloaded(f"server busy: {self._admitted} heavy requests in progress")
+
+    @contextlib.asynccontextmanager
+    async def admit(self) -> AsyncIterator[None]:
+        """Hold one heavy slot for a long-lived request (a lab stream), or answer 503."""
+        self.check_capacity()
+        self._admitted += 1
+        try:
+            yield
+        finally:
+            self._admitted -= 1
+
+    def step(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Run one short piece of an admitted request on the heavy threads (no admission)."""
+        return asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
+
     async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         if self._threads is None:
             self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="heavy")
@@ -108,8 +128,7 @@ class HeavyRunner:
             raise Overloaded("a worker process exited unexpectedly; retry the request") from None
 
     async def _run(self, executor: Executor, fn: Callable[..., T], *args: Any) -> T:
-        if self._admitted >= self.capacity:
-            raise Overloaded(f"server busy: {self._admitted} heavy requests in progress")
+        self.check_capacity()
         self._admitted += 1
         try:
             future = asyncio.get_running_loop().run_in_executor(executor, fn, *args)

@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from app import __version__, errors
 from app.heavy import HeavyRunner
 from app.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from app.routes import advantages, analyze, curves, health, losses, page, reference
+from app.routes import advantages, analyze, curves, health, lab, losses, page, reference
 from app.settings import Settings, get_settings
 
 
@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.heavy = heavy
     errors.install(app)
-    for module in (health, curves, losses, advantages, analyze, reference):
+    for module in (health, curves, losses, advantages, analyze, reference, lab):
         module.router.route_class = OrjsonRoute
         app.include_router(module.router)
     app.include_router(page.router)

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     heavy_timeout_s: float = Field(
         30.0, gt=0, le=600, description="Seconds a heavy request may take before a 503."
     )
+    lab_max_work: int = Field(
+        8_000_000,
+        ge=1000,
+        description="Most word-updates one lab run may cost: iterations x epochs x batch_size "
+        "x seq_len x algorithms (the 200-iteration default of all three is 1.8 M).",
+    )
     frame_ancestors: str = Field(
         "'none'", description="CSP frame-ancestors value: who may embed the page."
     )

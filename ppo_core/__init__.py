@@ -26,6 +26,7 @@ from ppo_core.kl import (
     kl_estimator_drift,
     kl_per_token,
 )
+from ppo_core.lab import LabConfig, iterate_lab, run_lab
 from ppo_core.policy import compute_ppo_loss, policy_loss
 from ppo_core.total import (
     compute_advantages,
@@ -41,6 +42,7 @@ __all__ = [
     "AdaptiveKLController",
     "Convention",
     "FixedKLController",
+    "LabConfig",
     "PPOInputError",
     "aggregate",
     "clip_objective_curve",
@@ -57,6 +59,7 @@ __all__ = [
     "get_convention",
     "group_advantages",
     "histogram",
+    "iterate_lab",
     "kl_estimate",
     "kl_estimator_drift",
     "kl_per_token",
@@ -64,6 +67,7 @@ __all__ = [
     "normalize_advantages",
     "policy_loss",
     "ppo_total_loss",
+    "run_lab",
     "seed_example_batch",
     "value_loss",
     "value_loss_curve",
