@@ -52,9 +52,12 @@ def _alive(pid: int) -> bool:
 @pytest.fixture
 def server() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = _free_port()
+    # One heavy slot and no queue: a second heavy request while one runs gets 503.
+    env = {**os.environ, "PPO_EXPLORER_HEAVY_CONCURRENCY": "1", "PPO_EXPLORER_HEAVY_QUEUE": "0"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "--port", str(port)],
         cwd=ROOT,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -123,3 +126,31 @@ def test_sigterm_finishes_in_flight_work_and_reaps_workers(
     assert response.json()["tokens"] == n
     time.sleep(0.5)
     assert not [pid for pid in workers if _alive(pid)], "worker processes outlived the server"
+
+
+def test_lab_stream_stops_when_the_client_goes_away(
+    server: tuple[subprocess.Popen[bytes], str],
+) -> None:
+    _, base = server
+    params = {"iterations": 500, "algorithms": ["pg", "ppo", "ppo-kl"], "batch_size": 64}
+    with httpx.Client(base_url=base, timeout=30) as client:
+        with client.stream("GET", "/api/v1/lab/stream", params=params) as response:
+            assert response.status_code == 200
+            lines = response.iter_lines()
+            steps = 0
+            for line in lines:
+                steps += line.startswith("event: step")
+                if steps == 2:
+                    break
+            # While this stream holds the only heavy slot, another heavy request is refused.
+            busy = client.get("/api/v1/lab/stream", params={"iterations": 2})
+            assert busy.status_code == 503
+        # The client left: the server stops the run and frees the slot within a moment.
+        deadline = time.monotonic() + 10
+        while True:
+            r = client.post("/api/v1/lab/run", json={"iterations": 2, "batch_size": 8})
+            if r.status_code == 200:
+                break
+            assert r.status_code == 503
+            assert time.monotonic() < deadline, "the abandoned stream kept its slot"
+            time.sleep(0.2)

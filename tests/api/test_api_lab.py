@@ -1,0 +1,116 @@
+"""The lab endpoints: JSON run, server-sent event stream, limits and errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from api_support import make_client
+from fastapi.testclient import TestClient
+
+from ppo_core.lab import LabConfig, run_lab
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    with make_client(heavy_concurrency=1, heavy_queue=0, lab_max_work=200_000) as c:
+        yield c
+
+
+def events(text: str) -> list[tuple[str, dict]]:
+    out = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        out.append((lines["event"], json.loads(lines["data"])))
+    return out
+
+
+def test_run_matches_ppo_core_and_names_the_series(client: TestClient) -> None:
+    body = {"algorithms": ["pg", "ppo"], "iterations": 4, "seed": 3, "batch_size": 16}
+    r = client.post("/api/v1/lab/run", json=body)
+    assert r.status_code == 200, r.text
+    data = r.json()
+    expected = run_lab(LabConfig(iterations=4, seed=3, batch_size=16), ["pg", "ppo"])
+    assert data["algorithms"] == ["pg", "ppo"]
+    for name in ("pg", "ppo"):
+        run = data["runs"][name]
+        assert run["reward"] == pytest.approx(expected[name].mean_reward)
+        assert run["kl_old"] == pytest.approx(expected[name].update_kl)
+        assert run["kl_ref"] == pytest.approx(expected[name].ref_kl)
+        assert run["entropy"] == pytest.approx(expected[name].entropy)
+        assert len(run["clip_fraction"]) == 4
+        assert run["samples"] and all(isinstance(s, str) for s in run["samples"][0]["sentences"])
+
+
+def test_same_seed_same_result(client: TestClient) -> None:
+    body = {"algorithms": ["ppo-kl"], "iterations": 3, "seed": 7, "batch_size": 8}
+    first = client.post("/api/v1/lab/run", json=body).json()
+    second = client.post("/api/v1/lab/run", json=body).json()
+    assert first == second
+
+
+def test_preset_sets_knobs_and_a_knob_overrides_it(client: TestClient) -> None:
+    r = client.post(
+        "/api/v1/lab/run",
+        json={"preset": "with KL penalty", "iterations": 2, "batch_size": 8, "kl_coef": 0.3},
+    )
+    config = r.json()["config"]
+    assert config["target_kl"] == 0.1  # from the preset
+    assert config["kl_coef"] == 0.3  # overridden
+
+
+def test_stream_sends_start_steps_done(client: TestClient) -> None:
+    r = client.get(
+        "/api/v1/lab/stream",
+        params={"algorithms": ["pg", "ppo"], "iterations": 3, "batch_size": 8, "seed": 1},
+    )
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/event-stream")
+    got = events(r.text)
+    assert [kind for kind, _ in got] == ["start", "step", "step", "step", "done"]
+    assert got[0][1]["algorithms"] == ["pg", "ppo"]
+    steps = [data for kind, data in got if kind == "step"]
+    assert [s["iteration"] for s in steps] == [0, 1, 2]
+    expected = run_lab(LabConfig(iterations=3, batch_size=8, seed=1), ["pg", "ppo"])
+    assert [s["metrics"]["ppo"]["kl_old"] for s in steps] == pytest.approx(
+        expected["ppo"].update_kl
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "phrase"),
+    [
+        ({"algorithms": ["sarsa"]}, "algorithms", "'pg', 'ppo' or 'ppo-kl'"),
+        ({"iterations": 0}, "iterations", "greater than or equal to 1"),
+        ({"iterations": 501}, "iterations", "less than or equal to 500"),
+        ({"batch_size": 100_000}, "batch_size", "less than or equal to"),
+        ({"clip_ratio": 1.5}, "clip_ratio", "less than 1"),
+        ({"preset": "yolo"}, "preset", "default"),
+        ({"iterations": 500, "batch_size": 512}, "iterations", "exceeds the limit of 200000"),
+    ],
+)
+def test_stream_and_run_refuse_bad_knobs(
+    client: TestClient, params: dict, field: str, phrase: str
+) -> None:
+    r = client.get("/api/v1/lab/stream", params=params)
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"][0]
+    assert field in detail["loc"]
+    assert phrase in detail["msg"]
+    r = client.post("/api/v1/lab/run", json=params)
+    assert r.status_code == 422
+    assert field in r.json()["detail"][0]["loc"]
+
+
+def test_stream_answers_503_when_heavy_slots_are_taken(client: TestClient) -> None:
+    heavy = client.app.state.heavy  # type: ignore[attr-defined]
+    heavy._admitted = heavy.capacity  # every slot taken by other requests
+    try:
+        r = client.get("/api/v1/lab/stream", params={"iterations": 2})
+        assert r.status_code == 503
+        assert r.headers["retry-after"] == "1"
+        r = client.post("/api/v1/lab/run", json={"iterations": 2})
+        assert r.status_code == 503
+    finally:
+        heavy._admitted = 0
