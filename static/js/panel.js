@@ -19,7 +19,8 @@ export function layout(extra = {}) {
   };
 }
 
-window.__ppo = window.__ppo || { rendered: {}, errors: {} };
+// Per panel: how many times it has drawn, when it first drew (ms since navigation), its error.
+window.__ppo = window.__ppo || { rendered: {}, firstRender: {}, errors: {} };
 
 export function createPanel(id, { presets = {}, update }) {
   const root = document.getElementById(`panel-${id}`);
@@ -49,6 +50,7 @@ export function createPanel(id, { presets = {}, update }) {
       errorLine.hidden = true;
       window.__ppo.errors[id] = null;
       window.__ppo.rendered[id] += 1;
+      if (!(id in window.__ppo.firstRender)) window.__ppo.firstRender[id] = performance.now();
       document.dispatchEvent(new CustomEvent("panel:rendered", { detail: { panel: id } }));
     },
     showError,
