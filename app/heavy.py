@@ -107,14 +107,18 @@ class HeavyRunner:
         finally:
             self._admitted -= 1
 
-    def step(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-        """Run one short piece of an admitted request on the heavy threads (no admission)."""
-        return asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
-
-    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+    def _thread_pool(self) -> ThreadPoolExecutor:
+        """The heavy threads, created on first use (and again after a shutdown)."""
         if self._threads is None:
             self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="heavy")
-        return await self._run(self._threads, fn, *args)
+        return self._threads
+
+    def step(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Run one short piece of an admitted request on the heavy threads (no admission)."""
+        return asyncio.get_running_loop().run_in_executor(self._thread_pool(), fn, *args)
+
+    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._run(self._thread_pool(), fn, *args)
 
     async def in_process(self, fn: Callable[..., T], *args: Any) -> T:
         self.start_processes()

@@ -11,7 +11,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -19,6 +19,8 @@ from api_support import assert_error, call_asgi, make_client, npy_bytes
 from fastapi.testclient import TestClient
 
 from app.heavy import HeavyRunner, Overloaded
+from app.main import create_app
+from app.settings import Settings
 
 ANALYZE = "/api/v1/analyze"
 POLICY = "/api/v1/policy-loss"
@@ -27,7 +29,7 @@ LIMIT = 4096
 
 
 @pytest.fixture(scope="module")
-def busy() -> Iterator[TestClient]:
+def limited() -> Iterator[TestClient]:
     """Tiny limits, so they are cheap to hit: one heavy slot and no queue (a second heavy
     request is refused at once), 4 KiB bodies, 100 elements per tensor."""
     with make_client(
@@ -36,10 +38,10 @@ def busy() -> Iterator[TestClient]:
         yield c
 
 
-def wait_until(condition: object, what: str) -> None:
+def wait_until(condition: Callable[[], bool], what: str) -> None:
     """Poll ``condition()`` (a wait for the server's state, not a timing assertion)."""
     for _ in range(2000):
-        if condition():  # type: ignore[operator]
+        if condition():
             return
         time.sleep(0.005)
     raise AssertionError(f"timed out waiting for {what}")
@@ -53,9 +55,9 @@ def endless(chunk_size: int = 1024) -> Iterator[bytes]:
 
 
 @pytest.mark.parametrize("path", [POLICY, ANALYZE])
-def test_413_from_content_length_reads_nothing(busy: TestClient, path: str) -> None:
+def test_413_from_content_length_reads_nothing(limited: TestClient, path: str) -> None:
     headers = [("content-type", "application/json"), ("content-length", str(10**12))]
-    res = asyncio.run(call_asgi(busy.app, "POST", path, headers, endless()))
+    res = asyncio.run(call_asgi(limited.app, "POST", path, headers, endless()))
     assert res.status == 413
     assert json.loads(res.body) == {
         "detail": [
@@ -85,60 +87,62 @@ MULTIPART_START = (
     ],
 )
 def test_413_streamed_body_stops_at_the_limit(
-    busy: TestClient, path: str, content_type: str, start: bytes
+    limited: TestClient, path: str, content_type: str, start: bytes
 ) -> None:
     # No Content-Length (chunked): an endless body is cut off just past the limit.
     chunks = itertools.chain([start], endless())
-    res = asyncio.run(call_asgi(busy.app, "POST", path, [("content-type", content_type)], chunks))
+    res = asyncio.run(
+        call_asgi(limited.app, "POST", path, [("content-type", content_type)], chunks)
+    )
     assert res.status == 413
     assert json.loads(res.body)["detail"][0]["type"] == "body_too_large"
     assert res.chunks_read <= LIMIT // 1024 + 2
 
 
-def test_body_over_limit(busy: TestClient) -> None:
+def test_body_over_limit(limited: TestClient) -> None:
     body = b"[" + b"0," * LIMIT + b"0]"
-    r = busy.post(POLICY, content=body, headers={"content-type": "application/json"})
+    r = limited.post(POLICY, content=body, headers={"content-type": "application/json"})
     assert_error(r, 413, [], f"request body over the limit of {LIMIT} bytes")
 
 
-def test_body_under_the_limit_is_served(busy: TestClient) -> None:
-    r = busy.post(POLICY, json={"logprobs": [0.0], "old_logprobs": [0.0], "advantages": [1.0]})
+def test_body_under_the_limit_is_served(limited: TestClient) -> None:
+    r = limited.post(POLICY, json={"logprobs": [0.0], "old_logprobs": [0.0], "advantages": [1.0]})
     assert r.status_code == 200, r.text
 
 
 # --- element limit ------------------------------------------------------------------------
 
 
-def test_tensor_over_element_limit_1d(busy: TestClient) -> None:
+def test_tensor_over_element_limit_1d(limited: TestClient) -> None:
     body = {"logprobs": [0.0] * 101, "old_logprobs": [0.0] * 101, "advantages": [0.0] * 101}
-    r = busy.post(POLICY, json=body)
+    r = limited.post(POLICY, json=body)
     assert_error(r, 422, ["body", "logprobs"], "logprobs: has over 100 elements, over the limit")
 
 
-def test_tensor_over_element_limit_2d(busy: TestClient) -> None:
+def test_tensor_over_element_limit_2d(limited: TestClient) -> None:
     rows = [[0.0] * 11] * 10
-    r = busy.post(POLICY, json={"logprobs": rows, "old_logprobs": rows, "advantages": rows})
+    r = limited.post(POLICY, json={"logprobs": rows, "old_logprobs": rows, "advantages": rows})
     assert_error(r, 422, ["body", "logprobs"], "logprobs: has 110 elements, over the limit of 100")
 
 
-def test_npy_over_element_limit(busy: TestClient) -> None:
+def test_npy_over_element_limit(limited: TestClient) -> None:
     files = {
         name: (f"{name}.npy", npy_bytes(np.zeros(101))) for name in ("logprobs", "old_logprobs")
     }
-    r = busy.post(ANALYZE, files=files)
+    r = limited.post(ANALYZE, files=files)
     assert_error(r, 422, ["body", "logprobs"], "logprobs: has 101 elements, over the limit of 100")
 
 
 # --- heavy pool ---------------------------------------------------------------------------
 
 
-def test_503_with_retry_after_when_heavy_pool_is_full(busy: TestClient) -> None:
-    heavy: HeavyRunner = busy.app.state.heavy  # type: ignore[attr-defined]
+def test_503_with_retry_after_when_heavy_pool_is_full(limited: TestClient) -> None:
+    heavy: HeavyRunner = limited.app.state.heavy  # type: ignore[attr-defined]
     gate = threading.Event()
-    held = busy.portal.start_task_soon(heavy.in_thread, gate.wait)  # type: ignore[union-attr]
+    held = limited.portal.start_task_soon(heavy.in_thread, gate.wait)  # type: ignore[union-attr]
     try:
         wait_until(lambda: heavy.admitted == 1, "the slot to be taken")
-        r = busy.post(ANALYZE, json=SMALL_ANALYZE)
+        r = limited.post(ANALYZE, json=SMALL_ANALYZE)
         assert_error(r, 503, [], "server busy: 1 heavy requests in progress")
         assert r.json()["detail"][0]["type"] == "overloaded"
         assert r.headers["retry-after"] == "1"
@@ -148,15 +152,15 @@ def test_503_with_retry_after_when_heavy_pool_is_full(busy: TestClient) -> None:
         gate.set()
     held.result(timeout=30)
     assert heavy.admitted == 0
-    r = busy.post(ANALYZE, json=SMALL_ANALYZE)
+    r = limited.post(ANALYZE, json=SMALL_ANALYZE)
     assert r.status_code == 200, r.text
 
 
-def test_dead_worker_is_replaced(busy: TestClient) -> None:
-    heavy: HeavyRunner = busy.app.state.heavy  # type: ignore[attr-defined]
+def test_dead_worker_is_replaced(limited: TestClient) -> None:
+    heavy: HeavyRunner = limited.app.state.heavy  # type: ignore[attr-defined]
     with pytest.raises(Overloaded, match="worker process exited unexpectedly"):
-        busy.portal.call(heavy.in_process, os._exit, 3)  # type: ignore[union-attr]
-    r = busy.post(ANALYZE, json=SMALL_ANALYZE)
+        limited.portal.call(heavy.in_process, os._exit, 3)  # type: ignore[union-attr]
+    r = limited.post(ANALYZE, json=SMALL_ANALYZE)
     assert r.status_code == 200, r.text
 
 
@@ -172,11 +176,89 @@ def test_heavy_timeout_is_overloaded() -> None:
     assert runner.admitted == 0
 
 
-def test_heavy_runner_serves_after_a_shutdown(busy: TestClient) -> None:
+def test_heavy_runner_serves_after_a_shutdown(limited: TestClient) -> None:
     # What a second lifespan of the same app does (e.g. a test harness restarting it).
-    busy.app.state.heavy.shutdown()  # type: ignore[attr-defined]
-    r = busy.post(ANALYZE, json=SMALL_ANALYZE)
+    limited.app.state.heavy.shutdown()  # type: ignore[attr-defined]
+    r = limited.post(ANALYZE, json=SMALL_ANALYZE)
     assert r.status_code == 200, r.text
+
+
+def test_lab_steps_run_on_the_heavy_threads() -> None:
+    runner = HeavyRunner(concurrency=1, queue=0, timeout_s=5.0)
+
+    async def thread_name() -> str:
+        return await runner.step(lambda: threading.current_thread().name)
+
+    try:
+        assert asyncio.run(thread_name()).startswith("heavy")
+    finally:
+        runner.shutdown()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ValueError,
+    reason="app/routes/lab.py run_steps: on disconnect the cancelled `await pending` leaves "
+    "pending done, so finally closes the step generator while a heavy thread still runs it "
+    "('generator already executing'); fix: `step = await asyncio.shield(pending)`",
+)
+def test_lab_stream_client_leaving_mid_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    entered, release, closed = threading.Event(), threading.Event(), threading.Event()
+
+    def slow_steps(config: object, algorithms: object) -> Iterator[None]:
+        try:
+            entered.set()
+            release.wait(30)  # the step is running on a heavy thread when the client leaves
+            yield None
+        finally:
+            closed.set()
+
+    monkeypatch.setattr("app.routes.lab.iterate_lab", slow_steps)
+    app = create_app(Settings(heavy_concurrency=1, log_json=False))
+
+    async def leave_mid_step() -> None:
+        calls = 0
+
+        async def receive() -> dict[str, object]:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await asyncio.get_running_loop().run_in_executor(None, entered.wait, 30)
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, object]) -> None:
+            pass
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/api/v1/lab/stream",
+            "raw_path": b"/api/v1/lab/stream",
+            "root_path": "",
+            "query_string": b"iterations=1",
+            "headers": [],
+            "client": ("testclient", 50000),
+            "server": ("testserver", 80),
+            "state": {},
+        }
+        try:
+            await app(scope, receive, send)
+        finally:
+            release.set()
+        # The loop keeps running while the step finishes: its generator must then be closed.
+        await asyncio.get_running_loop().run_in_executor(None, closed.wait, 30)
+
+    try:
+        asyncio.run(leave_mid_step())
+    finally:
+        release.set()
+        app.state.heavy.shutdown()
+    assert closed.is_set(), "the step generator was not closed once its step finished"
+    assert app.state.heavy.admitted == 0
 
 
 # --- headers ------------------------------------------------------------------------------
@@ -193,12 +275,12 @@ REQUESTS = [
 
 @pytest.mark.parametrize(("method", "path", "body", "status"), REQUESTS)
 def test_security_headers_and_request_id_on_every_response(
-    busy: TestClient, method: str, path: str, body: object, status: int
+    limited: TestClient, method: str, path: str, body: object, status: int
 ) -> None:
     kwargs: dict[str, object] = {"json": body}
     if isinstance(body, str):
         kwargs = {"content": body, "headers": {"content-type": "text/plain"}}
-    r = busy.request(method, path, **kwargs)  # type: ignore[arg-type]
+    r = limited.request(method, path, **kwargs)  # type: ignore[arg-type]
     assert r.status_code == status, r.text
     csp = r.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
@@ -210,26 +292,26 @@ def test_security_headers_and_request_id_on_every_response(
         assert isinstance(r.json()["detail"], list)
 
 
-def test_request_id_kept_from_client_when_sane(busy: TestClient) -> None:
+def test_request_id_kept_from_client_when_sane(limited: TestClient) -> None:
     assert (
-        busy.get("/healthz", headers={"x-request-id": "trace-42"}).headers["x-request-id"]
+        limited.get("/healthz", headers={"x-request-id": "trace-42"}).headers["x-request-id"]
         == "trace-42"
     )
-    replaced = busy.get("/healthz", headers={"x-request-id": "x" * 65}).headers["x-request-id"]
+    replaced = limited.get("/healthz", headers={"x-request-id": "x" * 65}).headers["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", replaced)
 
 
-def test_request_ids_are_unique(busy: TestClient) -> None:
-    ids = {busy.get("/healthz").headers["x-request-id"] for _ in range(5)}
+def test_request_ids_are_unique(limited: TestClient) -> None:
+    ids = {limited.get("/healthz").headers["x-request-id"] for _ in range(5)}
     assert len(ids) == 5
 
 
-def test_cors_closed_by_default(busy: TestClient) -> None:
+def test_cors_closed_by_default(limited: TestClient) -> None:
     origin = {"origin": "https://evil.example"}
-    r = busy.get("/healthz", headers=origin)
+    r = limited.get("/healthz", headers=origin)
     assert r.status_code == 200
     assert "access-control-allow-origin" not in r.headers
-    preflight = busy.options(POLICY, headers=origin | {"access-control-request-method": "POST"})
+    preflight = limited.options(POLICY, headers=origin | {"access-control-request-method": "POST"})
     assert "access-control-allow-origin" not in preflight.headers
 
 
