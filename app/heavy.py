@@ -15,12 +15,16 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+STARTUP_TIMEOUT_S = 120.0
+"""How long a request may wait for freshly spawned worker processes to finish importing."""
 
 
 class Overloaded(Exception):
@@ -60,6 +64,7 @@ class HeavyRunner:
         self._admitted = 0
         self._threads: ThreadPoolExecutor | None = None
         self._processes: ProcessPoolExecutor | None = None
+        self._warming: list[Future[None]] = []
 
     @property
     def admitted(self) -> int:
@@ -76,8 +81,7 @@ class HeavyRunner:
                 initializer=_init_worker,
                 initargs=(os.getpid(),),
             )
-            for _ in range(self.concurrency):
-                self._processes.submit(_noop)
+            self._warming = [self._processes.submit(_noop) for _ in range(self.concurrency)]
 
     def shutdown(self) -> None:
         """Stop both pools; they are created afresh if the app is started again."""
@@ -88,9 +92,18 @@ class HeavyRunner:
             self._discard_processes(self._processes)
 
     def _discard_processes(self, pool: ProcessPoolExecutor) -> None:
+        """Shut a pool down and terminate its workers: called after uvicorn has drained the
+        requests in flight (or when a worker died), so nothing a client waits for is lost."""
+        procs = getattr(pool, "_processes", None)  # private, but the only handle on workers
+        workers = list(procs.values()) if isinstance(procs, dict) else []
         pool.shutdown(wait=False, cancel_futures=True)
+        for proc in workers:
+            proc.terminate()
+        for proc in workers:
+            proc.join(timeout=5)
         if self._processes is pool:
             self._processes = None
+            self._warming = []
 
     def check_capacity(self) -> None:
         """Raise :class:`Overloaded` (503) when no heavy slot is free."""
@@ -125,16 +138,30 @@ class HeavyRunner:
         pool = self._processes
         assert pool is not None
         try:
-            return await self._run(pool, fn, *args)
+            return await self._run(pool, fn, *args, ready=self._warming)
         except BrokenProcessPool:
             # A worker died (e.g. killed for memory): replace the pool rather than fail forever.
             self._discard_processes(pool)
             raise Overloaded("a worker process exited unexpectedly; retry the request") from None
 
-    async def _run(self, executor: Executor, fn: Callable[..., T], *args: Any) -> T:
+    async def _run(
+        self,
+        executor: Executor,
+        fn: Callable[..., T],
+        *args: Any,
+        ready: Sequence[Future[None]] = (),
+    ) -> T:
         self.check_capacity()
         self._admitted += 1
         try:
+            if ready and not all(f.done() for f in ready):
+                # Workers are still importing torch (seconds after start-up): wait for them
+                # apart from the request's own time limit, which is for the computation.
+                warm = asyncio.gather(*(asyncio.wrap_future(f) for f in ready))
+                try:
+                    await asyncio.wait_for(warm, STARTUP_TIMEOUT_S)
+                except TimeoutError:
+                    raise Overloaded("worker processes are still starting; retry") from None
             future = asyncio.get_running_loop().run_in_executor(executor, fn, *args)
             try:
                 return await asyncio.wait_for(future, self.timeout_s)

@@ -21,6 +21,11 @@ from ppo_core import PPOInputError
 
 _NPY_MAGIC = b"\x93NUMPY"
 
+MAX_ABS_VALUE = 1e15
+"""Largest magnitude a tensor entry may have: far beyond any real log-prob, advantage, value
+or logit, and small enough that squares and sums of millions of them stay finite in float64
+(variances, whitening, GRPO group statistics)."""
+
 
 def _first_bad_entry(
     data: Any, max_rank: int, path: tuple[int, ...] = ()
@@ -61,9 +66,15 @@ def _check_array(name: str, arr: np.ndarray, ranks: tuple[int, ...], max_element
         raise PPOInputError(name, "is empty")
     if arr.size > max_elements:
         raise PPOInputError(name, f"has {arr.size} elements, over the limit of {max_elements}")
-    if not np.isfinite(arr).all():
-        index = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
-        raise PPOInputError(name, f"non-finite value {arr[index]}{_where(index)}")
+    in_range = np.abs(arr) <= MAX_ABS_VALUE  # False for NaN and inf too: one pass for both
+    if not in_range.all():
+        index = tuple(int(i) for i in np.argwhere(~in_range)[0])
+        value = arr[index]
+        if not np.isfinite(value):
+            raise PPOInputError(name, f"non-finite value {value}{_where(index)}")
+        raise PPOInputError(
+            name, f"value {value:g}{_where(index)} is beyond the limit of ±{MAX_ABS_VALUE:g}"
+        )
 
 
 def from_json(

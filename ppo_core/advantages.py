@@ -95,7 +95,12 @@ def gae(
 
 
 def whiten(
-    values: Tensor, mask: Tensor | None = None, *, shift_mean: bool = True, eps: float = 1e-8
+    values: Tensor,
+    mask: Tensor | None = None,
+    *,
+    shift_mean: bool = True,
+    eps: float = 1e-8,
+    name: str = "values",
 ) -> Tensor:
     """Masked whitening: ``(x - mean) / sqrt(var + eps)`` over valid positions.
 
@@ -108,10 +113,10 @@ def whiten(
         >>> whiten(torch.tensor([1.0, 3.0]))
         tensor([-0.7071,  0.7071])
     """
-    check_float("values", values)
+    check_float(name, values)
     m = prepare_mask(mask, values)
     if (values.numel() if m is None else int(m.sum())) < 2:
-        raise PPOInputError("values", "whitening needs at least 2 valid entries")
+        raise PPOInputError(name, "whitening needs at least 2 valid entries")
     mean = masked_mean(values, m)
     var = masked_var(values, m, unbiased=True)
     out = (values - mean) * torch.rsqrt(var + eps)

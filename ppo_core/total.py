@@ -52,7 +52,7 @@ def compute_advantages(
     out = gae(rewards, values, mask, gamma=convention.gamma, lam=convention.lam)
     advantages = out.advantages
     if convention.advantage_norm == "whiten":
-        advantages = whiten(advantages, mask)
+        advantages = whiten(advantages, mask, name="rewards")
     return advantages, out.returns
 
 

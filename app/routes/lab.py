@@ -195,7 +195,9 @@ async def stream(request: Request, knobs: Annotated[LabKnobs, Query()]) -> Strea
                     )
                     return
                 pending = runner.step(next, steps, None)
-                step = await pending
+                # Shielded: if the client leaves, the step still finishes on its thread and
+                # `finally` closes the trainer after it, never while it runs.
+                step = await asyncio.shield(pending)
                 pending = None
                 if step is None:
                     break

@@ -212,13 +212,14 @@ def test_value_clip_without_old_values(client: TestClient) -> None:
 
 
 def test_result_overflow_is_refused_not_nan(client: TestClient) -> None:
-    body = {"values": [1e200], "returns": [-1e200]}  # (V - R)^2 overflows float64
-    r = client.post("/api/v1/value-loss", json=body)
+    # r saturates at 1.8e308 (log-ratio 1000, no clamp); -A·r with A = -2 overflows float64.
+    body = {"logprobs": [1000.0], "old_logprobs": [0.0], "advantages": [-2.0]}
+    r = client.post(POLICY, json=body)
     assert_error(r, 422, ["body", "loss"], "loss: result is inf: ...")
 
 
 def test_entropy_temperature_overflow(client: TestClient) -> None:
-    r = client.post("/api/v1/entropy", json={"logits": [1e306, 0.0], "temperature": 1e-3})
+    r = client.post("/api/v1/entropy", json={"logits": [1e15, 0.0], "temperature": 1e-300})
     assert_error(r, 422, ["body", "temperature"], "temperature: logits / temperature overflows ...")
 
 
@@ -246,3 +247,12 @@ def test_analyze_wrong_content_type(client: TestClient, content_type: str) -> No
         ["header", "content-type"],
         "expected application/json or multipart/form-data",
     )
+
+
+def test_magnitude_beyond_the_limit_is_refused(client: TestClient) -> None:
+    body = {"rewards": [1e300, 1.0, 2.0], "group_ids": [0, 0, 0]}
+    r = client.post("/api/v1/advantages/group", json=body)
+    assert r.status_code == 422
+    detail = r.json()["detail"][0]
+    assert detail["loc"] == ["body", "rewards"]
+    assert "beyond the limit of ±1e+15" in detail["msg"]

@@ -42,11 +42,7 @@ class _HTTPOnly:
                 return
 
 
-# The lab's event stream is left out: a client that leaves mid-step makes it raise (see
-# test_api_service.py::test_lab_stream_client_leaving_mid_step, a strict xfail until fixed).
-schema = schemathesis.openapi.from_asgi("/openapi.json", _HTTPOnly()).exclude(
-    path="/api/v1/lab/stream"
-)
+schema = schemathesis.openapi.from_asgi("/openapi.json", _HTTPOnly())
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -195,13 +195,6 @@ def test_lab_steps_run_on_the_heavy_threads() -> None:
         runner.shutdown()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="app/routes/lab.py run_steps: on disconnect the cancelled `await pending` leaves "
-    "pending done, so finally closes the step generator while a heavy thread still runs it "
-    "('generator already executing'); fix: `step = await asyncio.shield(pending)`",
-)
 def test_lab_stream_client_leaving_mid_step(monkeypatch: pytest.MonkeyPatch) -> None:
     entered, release, closed = threading.Event(), threading.Event(), threading.Event()
 
