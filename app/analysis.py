@@ -16,7 +16,7 @@ from app.services import (
     breakdown,
     convention_out,
     finite,
-    finite_or_none,
+    loss_diagnostics,
     resolve_convention,
 )
 from app.tensors import from_json, from_npy
@@ -156,16 +156,7 @@ def _analyze(t: dict[str, torch.Tensor], knobs: AnalyzeRequest) -> dict[str, Any
     p = res.policy
     valid_adv = _masked(res.advantages, mask)
     diagnostics: dict[str, float | bool | None] = {
-        "clip_fraction": p.clip_fraction,
-        "clip_fraction_lower": p.clip_fraction_lower,
-        "ratio_outside_fraction": p.ratio_outside_fraction,
-        "approx_kl": finite("approx_kl", p.approx_kl),
-        "approx_kl_k2": finite("approx_kl_k2", p.approx_kl_k2),
-        "approx_kl_k3": finite("approx_kl_k3", p.approx_kl_k3),
-        "ratio_min": finite("ratio_min", p.ratio_min),
-        "ratio_mean": finite("ratio_mean", p.ratio_mean),
-        "ratio_max": finite("ratio_max", p.ratio_max),
-        "explained_variance": finite_or_none("explained_variance", res.explained_variance),
+        **loss_diagnostics(res).model_dump(),
         "value_clip_fraction": res.value.clip_fraction,
         "value_clip_applied": res.value_clip_applied,
         "kl_to_reference": None if res.kl is None else finite("kl", float(res.kl)),

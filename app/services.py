@@ -14,10 +14,11 @@ from fastapi import Request, Response
 from pydantic import BaseModel
 
 from app.heavy import HeavyRunner
-from app.schemas import BreakdownOut, ConventionOut, LossDiagnostics
+from app.schemas import BreakdownOut, ConventionOut, LossDiagnostics, PolicyDiagnostics
 from app.settings import Settings
 from app.tensors import from_json
 from ppo_core import Convention, PPOInputError, get_convention
+from ppo_core.policy import PolicyLossOutput
 from ppo_core.total import TotalLossOutput
 
 T = TypeVar("T")
@@ -143,10 +144,9 @@ def breakdown(res: TotalLossOutput, c: Convention) -> BreakdownOut:
     )
 
 
-def loss_diagnostics(res: TotalLossOutput) -> LossDiagnostics:
-    """Policy diagnostics plus explained variance, each checked finite."""
-    p = res.policy
-    return LossDiagnostics(
+def policy_diagnostics(p: PolicyLossOutput) -> PolicyDiagnostics:
+    """The policy loss's diagnostics, each checked finite (the one place they are shaped)."""
+    return PolicyDiagnostics(
         clip_fraction=p.clip_fraction,
         clip_fraction_lower=p.clip_fraction_lower,
         ratio_outside_fraction=p.ratio_outside_fraction,
@@ -156,6 +156,13 @@ def loss_diagnostics(res: TotalLossOutput) -> LossDiagnostics:
         ratio_min=finite("ratio_min", p.ratio_min),
         ratio_mean=finite("ratio_mean", p.ratio_mean),
         ratio_max=finite("ratio_max", p.ratio_max),
+    )
+
+
+def loss_diagnostics(res: TotalLossOutput) -> LossDiagnostics:
+    """Policy diagnostics plus explained variance, each checked finite."""
+    return LossDiagnostics(
+        **policy_diagnostics(res.policy).model_dump(),
         explained_variance=finite_or_none("explained_variance", res.explained_variance),
     )
 

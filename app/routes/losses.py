@@ -29,6 +29,7 @@ from app.services import (
     limits,
     loss_diagnostics,
     opt_tensor,
+    policy_diagnostics,
     req_tensor,
     resolve_convention,
 )
@@ -91,17 +92,9 @@ async def policy(body: PolicyLossRequest, request: Request) -> PolicyLossRespons
             loss_agg_mode=conv.loss_agg_mode,
         )
         return PolicyLossResponse(
+            **policy_diagnostics(out).model_dump(),
             loss=finite("loss", float(out.loss)),
             per_token_loss=finite_list("per_token_loss", out.per_token_loss),
-            clip_fraction=out.clip_fraction,
-            clip_fraction_lower=out.clip_fraction_lower,
-            ratio_outside_fraction=out.ratio_outside_fraction,
-            approx_kl=finite("approx_kl", out.approx_kl),
-            approx_kl_k2=finite("approx_kl_k2", out.approx_kl_k2),
-            approx_kl_k3=finite("approx_kl_k3", out.approx_kl_k3),
-            ratio_min=finite("ratio_min", out.ratio_min),
-            ratio_mean=finite("ratio_mean", out.ratio_mean),
-            ratio_max=finite("ratio_max", out.ratio_max),
             convention=convention_out(conv),
         )
 
