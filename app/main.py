@@ -17,6 +17,9 @@ from app.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from app.routes import advantages, analyze, curves, health, lab, losses, page, reference
 from app.settings import Settings, get_settings
 
+WARM_UP_DELAY_S = 1.0
+"""Seconds after start-up before background warm-up begins (workers, compressed assets)."""
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the FastAPI app from ``settings`` (default: the environment)."""
@@ -27,12 +30,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not logging.getLogger("app.access").handlers:
             logging.basicConfig(level=logging.INFO, format="%(message)s")
-        heavy.start_processes()
-        # Compress plotly.js once, in the background, so start-up is not delayed by it.
-        asyncio.get_running_loop().run_in_executor(None, page.plotly_asset)
+        loop = asyncio.get_running_loop()
+
+        def warm_up() -> None:
+            # Spawn the analyzer's workers and compress plotly.js once, a moment after the
+            # server answers: on two cores they would otherwise slow its own start-up.
+            heavy.start_processes()
+            loop.run_in_executor(None, page.plotly_asset)
+
+        timer = loop.call_later(WARM_UP_DELAY_S, warm_up)
         try:
             yield
         finally:
+            timer.cancel()
             heavy.shutdown()
 
     app = FastAPI(

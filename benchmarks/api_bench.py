@@ -12,10 +12,8 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from _server import running_server
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,39 +38,6 @@ request = function()
   return wrk.format("GET", path)
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(port: int) -> tuple[subprocess.Popen[bytes], float]:
-    """Launch `ppo-explorer` and return it with the seconds until /healthz first answered."""
-    exe = Path(sys.executable).parent / "ppo-explorer"
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        [str(exe), "--port", str(port), "--workers", "1"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "PPO_EXPLORER_LOG_JSON": "true"},
-    )
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200:
-                return proc, time.perf_counter() - start
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.perf_counter() - start > 60:
-            raise SystemExit("server did not start")
-        time.sleep(0.01)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    proc.wait(timeout=20)
 
 
 def wrk(url: str, duration: int, script: str | None = None) -> dict[str, float]:
@@ -183,18 +149,15 @@ def main() -> int:
 
     cold = []
     for _ in range(3):
-        proc, seconds = start_server(free_port())
-        cold.append(seconds)
-        stop(proc)
+        with running_server() as server:
+            cold.append(server.startup_s)
     print(
         f"cold start to first /healthz 200: median {statistics.median(cold):.2f} s "
         f"(runs: {', '.join(f'{c:.2f}' for c in cold)})"
     )
 
-    port = free_port()
-    proc, _ = start_server(port)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with running_server() as server:
+        base = server.base
         time.sleep(3)  # let the analyzer's worker processes finish importing
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
             f.write(RANDOM_CLIP_LUA)
@@ -229,8 +192,6 @@ def main() -> int:
                     f"| {r['healthz_p50_ms']:.1f} | {r['healthz_p99_ms']:.1f} "
                     f"| {r['healthz_max_ms']:.1f} |"
                 )
-    finally:
-        stop(proc)
     return 0
 
 

@@ -14,10 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import os
 import random
-import socket
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -25,14 +22,9 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from _server import running_server
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -163,12 +155,10 @@ async def worker(
 
 
 async def run_load(
-    base: str, connections: int, duration: float, seed: int, lab: bool
+    base: str, connections: int, duration: float, seed: int
 ) -> dict[str, list[object]]:
     rng = random.Random(seed)
     requests = make_requests(rng)
-    if not lab:
-        requests.pop("lab/run")
     stats: dict[str, list[object]] = defaultdict(list)
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
@@ -195,38 +185,16 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=10)
     args = parser.parse_args()
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    exe = Path(sys.executable).parent / "ppo-explorer"
-    proc = subprocess.Popen(
-        [str(exe), "--port", str(port), "--workers", str(args.workers)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "PPO_EXPLORER_LOG_JSON": "true"},
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise SystemExit("server did not start")
-            time.sleep(0.1)
-        lab = httpx.get(f"{base}/openapi.json").json()["paths"].get("/api/v1/lab/run") is not None
+    env = {"PPO_EXPLORER_LOG_JSON": "true"}
+    with running_server(args.workers, env) as server:
+        base = server.base
         time.sleep(3)
-        asyncio.run(run_load(base, args.connections, args.warmup, 1, lab))
-        rss_warm = tree_rss_mb(proc.pid)
+        asyncio.run(run_load(base, args.connections, args.warmup, 1))
+        rss_warm = tree_rss_mb(server.proc.pid)
         t = time.perf_counter()
-        stats = asyncio.run(run_load(base, args.connections, args.duration, 2, lab))
+        stats = asyncio.run(run_load(base, args.connections, args.duration, 2))
         elapsed = time.perf_counter() - t
-        rss_after = tree_rss_mb(proc.pid)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        rss_after = tree_rss_mb(server.proc.pid)
 
     print(
         f"{args.connections} connections, {args.duration:g} s, {args.workers} workers, "

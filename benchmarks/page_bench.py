@@ -14,15 +14,12 @@ repeats the same positions.
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
+from _server import running_server
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,12 +50,6 @@ async ([n, start]) => {
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_drawn(page: object) -> float:
     deadline = time.monotonic() + 60
     expr = (
@@ -85,23 +76,8 @@ def main() -> int:
     parser.add_argument("--loads", type=int, default=5)
     args = parser.parse_args()
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    exe = Path(sys.executable).parent / "ppo-explorer"
-    server = subprocess.Popen(
-        [str(exe), "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "PPO_EXPLORER_LOG_JSON": "true"},
-    )
-    try:
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    with running_server() as server:
+        base = server.base
         time.sleep(3)  # analyzer workers finish importing; plotly.js compressed
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
@@ -126,9 +102,6 @@ def main() -> int:
             time.sleep(0.5)
             second = page.evaluate(MOVES_JS, [args.moves, 0.2])
             browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
     print(f"initial load of / until every panel drew, {args.loads} loads each (ms):")
     print(
