@@ -8,7 +8,7 @@ browser context (cold HTTP cache) and on reload (warm). Interaction: the clip pa
 slider moves one step at a time; each sample is from the ``input`` event to the panel's
 ``panel:rendered`` event (two API calls and two ``Plotly.react`` redraws), measured inside the
 page with ``performance.now()``. The first pass meets a cold server cache; the second pass
-repeats the same positions.
+repeats the same positions. Lab: time from opening the event stream to its first ``step``.
 """
 
 from __future__ import annotations
@@ -46,6 +46,18 @@ async ([n, start]) => {
     times.push(t1 - t0);
   }
   return times;
+}
+"""
+
+
+FIRST_STEP_JS = """
+async (query) => {
+  const t0 = performance.now();
+  return await new Promise((resolve, reject) => {
+    const source = new EventSource(`/api/v1/lab/stream?${query}`);
+    source.addEventListener("step", () => { source.close(); resolve(performance.now() - t0); });
+    source.onerror = () => { source.close(); reject(new Error("stream failed")); };
+  });
 }
 """
 
@@ -101,6 +113,8 @@ def main() -> int:
             )
             time.sleep(0.5)
             second = page.evaluate(MOVES_JS, [args.moves, 0.2])
+            query = "iterations=200&algorithms=pg&algorithms=ppo&algorithms=ppo-kl"
+            first_step = [page.evaluate(FIRST_STEP_JS, query) for _ in range(5)]
             browser.close()
 
     print(f"initial load of / until every panel drew, {args.loads} loads each (ms):")
@@ -117,6 +131,11 @@ def main() -> int:
             f"slider input -> clip panel redrawn, {len(xs)} moves, {name}: "
             f"p50 {pct(xs, 0.5):.1f} ms, p95 {pct(xs, 0.95):.1f} ms, max {max(xs):.1f} ms"
         )
+    print(
+        f"lab stream (200 iterations, 3 algorithms): EventSource opened -> first step event "
+        f"in the browser: median {statistics.median(first_step):.0f} ms, "
+        f"max {max(first_step):.0f} ms over {len(first_step)} runs"
+    )
     return 0
 
 
