@@ -5,10 +5,11 @@ import value from "./panels/value.js";
 import entropy from "./panels/entropy.js";
 import total from "./panels/total.js";
 import kl from "./panels/kl.js";
+import lab from "./panels/lab.js";
 import hyper from "./panels/hyper.js";
 import analyze from "./panels/analyze.js";
 
-const PANELS = [clip, value, entropy, total, kl, hyper, analyze];
+const PANELS = [clip, value, entropy, total, kl, lab, hyper, analyze];
 
 function start() {
   const panels = PANELS.map((init) => init());

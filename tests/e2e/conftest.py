@@ -152,7 +152,7 @@ class UI:
 
     def wait_all_rendered(self) -> None:
         self.wait_for(
-            "!!window.__ppo && Object.keys(window.__ppo.rendered).length >= 7 && "
+            "!!window.__ppo && Object.keys(window.__ppo.rendered).length >= 8 && "
             "Object.values(window.__ppo.rendered).every(n => n > 0)"
         )
 

@@ -11,7 +11,7 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-PANELS = ["clip", "value", "entropy", "total", "kl", "hyper", "analyze"]
+PANELS = ["clip", "value", "entropy", "total", "kl", "lab", "hyper", "analyze"]
 
 
 def objective(page: Any, chart: str = "clip-chart-pos") -> list[float]:

@@ -5,7 +5,15 @@ import { valueOf } from "../controls.js";
 import { createPanel } from "../panel.js";
 
 const URL_PATH = "/api/v1/hyperparameters";
+// Knobs the API table has no loss-panel control for: the training lab moves them (on its own
+// scale: plain SGD on a toy policy, so its learning rate is not the table's Adam one).
+const LAB_CONTROLS = { ppo_epochs: "lab-epochs", learning_rate: "lab-lr" };
 let rows = null;
+
+/** The id of the page control that moves a row's knob, or null. */
+function controlId(row) {
+  return row.control || LAB_CONTROLS[row.name] || null;
+}
 
 function escape(text) {
   const span = document.createElement("span");
@@ -27,10 +35,12 @@ function panelTitle(control) {
 
 function nameCell(row) {
   const label = `<code>${escape(row.name)}</code> (${escape(row.symbol)})`;
-  const control = row.control && document.getElementById(row.control);
+  const id = controlId(row);
+  const control = id && document.getElementById(id);
   if (control) {
-    return `${label}<br><a class="hyper-link" href="#${escape(row.control)}" data-control="${escape(row.control)}">` +
-      `move it in “${escape(panelTitle(control))}”</a>`;
+    const scale = row.control ? "" : ' <span class="hyper-none">(plain SGD on a toy: its own scale)</span>';
+    return `${label}<br><a class="hyper-link" href="#${escape(id)}" data-control="${escape(id)}">` +
+      `move it in “${escape(panelTitle(control))}”</a>${scale}`;
   }
   // No control on the page: the training lab illustrates epochs and step size.
   const lab = document.getElementById("panel-lab");
@@ -40,14 +50,15 @@ function nameCell(row) {
 }
 
 function nowCell(row) {
-  const control = row.control && document.getElementById(row.control);
+  const id = controlId(row);
+  const control = id && document.getElementById(id);
   return control ? show(valueOf(control)) : "—";
 }
 
 function render(panel) {
   const body = rows.map((row) => `<tr data-name="${escape(row.name)}">` +
     `<th scope="row">${nameCell(row)}</th><td data-label="Default">${escape(show(row.default))}</td>` +
-    `<td class="hyper-now" data-label="Now" data-control="${escape(row.control || "")}">${escape(nowCell(row))}</td>` +
+    `<td class="hyper-now" data-label="Now" data-control="${escape(controlId(row) || "")}">${escape(nowCell(row))}</td>` +
     `<td data-label="Controls">${escape(row.controls)}</td><td data-label="Too high">${escape(row.too_high)}</td>` +
     `<td data-label="Too low">${escape(row.too_low)}</td></tr>`);
   panel.root.querySelector("#hyper-table tbody").innerHTML = body.join("");
