@@ -50,7 +50,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def server() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = _free_port()
     # One heavy slot and no queue: a second heavy request while one runs gets 503.
     env = {**os.environ, "PPO_EXPLORER_HEAVY_CONCURRENCY": "1", "PPO_EXPLORER_HEAVY_QUEUE": "0"}
@@ -59,7 +59,7 @@ def server() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=(tmp_path / "server.log").open("wb"),  # a file: an unread pipe would block
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -81,7 +81,7 @@ def server() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
 
 @pytest.mark.skipif(not Path("/proc").exists(), reason="needs /proc to list child processes")
 def test_sigterm_finishes_in_flight_work_and_reaps_workers(
-    server: tuple[subprocess.Popen[bytes], str],
+    server: tuple[subprocess.Popen[bytes], str], tmp_path: Path
 ) -> None:
     proc, base = server
     # Wait until the analyzer's worker processes exist, so the test covers reaping them.
@@ -117,7 +117,7 @@ def test_sigterm_finishes_in_flight_work_and_reaps_workers(
     # uvicorn shuts down gracefully, then re-raises the captured SIGTERM so the exit status
     # tells how the process ended: -SIGTERM (or 0), never a traceback or a hang.
     assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
-    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    stderr = (tmp_path / "server.log").read_text(errors="replace")
     assert "Application shutdown complete" in stderr
     assert "Traceback" not in stderr
     response = result["response"]

@@ -47,15 +47,17 @@ def _require_browser() -> None:
 
 
 @pytest.fixture(scope="session")
-def base_url() -> Iterator[str]:
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     env = {**os.environ, "PPO_EXPLORER_LOG_JSON": "true"}
+    # The server's log goes to a file: a pipe nobody reads fills up (64 KB) and blocks it.
+    log = (tmp_path_factory.mktemp("server") / "server.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -66,12 +68,13 @@ def base_url() -> Iterator[str]:
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                err = proc.stderr.read().decode() if proc.stderr else ""
+                err = Path(log.name).read_text(errors="replace")
                 pytest.fail(f"server did not start: {err[-2000:]}")
             time.sleep(0.1)
     yield url
     proc.terminate()
     proc.wait(timeout=15)
+    log.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-// Panel 6: the seed's hyperparameter table, served by the API. Each row links to the control
+// Panel 7: the seed's hyperparameter table, served by the API. Each row links to the control
 // on this page that moves it (focused on click), and shows that control's current value.
 import { getJSON } from "../api.js";
 import { valueOf } from "../controls.js";
