@@ -158,7 +158,7 @@ def main() -> int:
 
     with running_server() as server:
         base = server.base
-        time.sleep(3)  # let the analyzer's worker processes finish importing
+        time.sleep(12)  # let the analyzer's worker processes finish importing
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
             f.write(RANDOM_CLIP_LUA)
         runs = {

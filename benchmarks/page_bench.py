@@ -90,7 +90,7 @@ def main() -> int:
 
     with running_server() as server:
         base = server.base
-        time.sleep(3)  # analyzer workers finish importing; plotly.js compressed
+        time.sleep(12)  # analyzer workers finish importing; plotly.js compressed
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             cold, warm = [], []

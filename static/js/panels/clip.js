@@ -16,7 +16,7 @@ function query(v, sign) {
     advantage: sign * v.adv,
     ratio_min: 0,
     ratio_max: 2.5,
-    points: 251,
+    points: 101,
     epsilon_low: v.asym ? v.epsl : undefined,
     epsilon_high: v.asym ? v.epsh : undefined,
     dual_clip: v.dual ? v.c : undefined,
