@@ -37,8 +37,11 @@ def check_loss_agg_mode(mode: str, name: str = "loss_agg_mode") -> None:
         raise PPOInputError(name, f"unknown mode {mode!r}; expected one of {list(LOSS_AGG_MODES)}")
 
 
-def masked_mean(values: Tensor, mask: Tensor | None) -> Tensor:
+def masked_mean(values: Tensor, mask: Tensor | None, *, dtype: torch.dtype | None = None) -> Tensor:
     """Mean of ``values`` over the positions where ``mask`` is 1 (all positions if ``None``).
+
+    ``dtype`` sets the accumulator (e.g. float64 for diagnostics of float32 tensors: no
+    overflow, no float64 copy of the input).
 
     Examples:
         >>> import torch
@@ -46,8 +49,8 @@ def masked_mean(values: Tensor, mask: Tensor | None) -> Tensor:
         tensor(1.5000)
     """
     if mask is None:
-        return values.mean()
-    return _masked_zero(values, mask).sum() / mask.sum()
+        return values.mean() if dtype is None else values.sum(dtype=dtype) / values.numel()
+    return _masked_zero(values, mask).sum(dtype=dtype) / mask.sum(dtype=dtype)
 
 
 def _masked_zero(values: Tensor, mask: Tensor) -> Tensor:

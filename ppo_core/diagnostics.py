@@ -14,7 +14,7 @@ from ppo_core.aggregation import masked_mean
 def explained_variance(values: Tensor, returns: Tensor, mask: Tensor | None = None) -> float | None:
     """Explained variance of the value predictions: ``1 - Var(R - V) / Var(R)``.
 
-    Population variances over valid tokens, in float64 (as CleanRL / SB3, which use
+    Population variances over valid tokens, accumulated in float64 (as CleanRL / SB3, which use
     ``np.var``). 1 is a
     perfect critic, 0 no better than predicting the mean, negative worse than that. Returns
     ``None`` when ``Var(R) = 0``: the ratio is undefined (CleanRL reports NaN there; SB3 too).
@@ -29,14 +29,18 @@ def explained_variance(values: Tensor, returns: Tensor, mask: Tensor | None = No
     check_same_shape("values", values, returns=returns)
     m = prepare_mask(mask, values)
     with torch.no_grad():
-        returns, values = returns.double(), values.double()
         valid = returns if m is None else returns[m > 0]
         if bool(valid.max() == valid.min()):  # Var(R) = 0 exactly, whatever the rounding
             return None
-        var_r = masked_mean((returns - masked_mean(returns, m)) ** 2, m)
-        resid = returns - values
-        var_resid = masked_mean((resid - masked_mean(resid, m)) ** 2, m)
-        return float(1.0 - var_resid / var_r)
+
+        def var(x: Tensor) -> Tensor:  # accumulated in float64, without a float64 copy
+            centred = x - masked_mean(x, m, dtype=torch.float64).to(x.dtype)
+            return masked_mean(centred * centred, m, dtype=torch.float64)
+
+        var_r = var(returns)
+        if float(var_r) == 0.0:  # not constant, yet below the dtype's resolution
+            return None
+        return float(1.0 - var(returns - values) / var_r)
 
 
 @dataclass(frozen=True)

@@ -45,14 +45,21 @@ def entropy_from_logits(logits: Tensor, temperature: float = 1.0) -> Tensor:
     check_positive("temperature", temperature)
     if temperature != 1.0:
         logits = logits / temperature
-    log_p = F.log_softmax(logits, dim=-1)
-    if torch.isnan(log_p).any():
+    if logits.requires_grad and torch.is_grad_enabled():
+        log_p = F.log_softmax(logits, dim=-1)
+        probs = torch.exp(log_p)
+        # -inf logits give p = 0 and log p = -inf: clamping log p to the dtype's lowest
+        # finite value makes 0 * log p exactly 0, and its gradient 0 rather than NaN.
+        per_row = -(probs * log_p.clamp(min=torch.finfo(log_p.dtype).min)).sum(dim=-1)
+    else:
+        # No gradient needed: entr(p) = -p log p (0 at p = 0) in one pass over the softmax.
+        per_row = torch.special.entr(F.softmax(logits, dim=-1)).sum(dim=-1)
+    # A row with no finite logit, or with NaN / +inf, gives NaN: checked on the (small)
+    # per-row result rather than on every logit.
+    if bool(torch.isnan(per_row).any()):
         raise PPOInputError("logits", "each row needs a finite entry and no NaN or +inf")
-    probs = torch.exp(log_p)
-    # -inf logits give p = 0 and log p = -inf; zero log p there so 0 * log p is 0, gradient too.
-    safe_log_p = torch.where(probs > 0, log_p, torch.zeros((), dtype=log_p.dtype))
     # Clamp: rounding can give -1e-9 for a one-hot row; "+ 0.0" turns -0.0 into 0.0.
-    return (-(probs * safe_log_p).sum(dim=-1)).clamp(min=0.0) + 0.0
+    return per_row.clamp(min=0.0) + 0.0
 
 
 def compute_entropy(logits: torch.Tensor) -> torch.Tensor:

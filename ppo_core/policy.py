@@ -157,7 +157,7 @@ def policy_loss(
     ``-A r`` itself exceeds the dtype), which is the true value of an unbounded loss: use dual
     clip or a clamp to bound it. Masked-out tokens never reach the result, even when infinite.
 
-    Diagnostics are computed in float64. k1 and k2 use the true log-ratio (clamped only by an
+    Diagnostics accumulate in float64. k1 and k2 use the true log-ratio (clamped only by an
     explicit ``log_ratio_clamp``, as verl's ``ppo_kl``); k3 and the ratio statistics use the
     ratio the loss used (after saturation), so they stay finite.
 
@@ -215,18 +215,21 @@ def policy_loss(
     loss = aggregate(terms.loss, m, loss_agg_mode)
 
     with torch.no_grad():
-        # Diagnostics in float64, so means of huge ratios do not overflow a float32 sum.
-        lr = log_ratio.detach().double()
-        r = torch.exp(lr)
-        kl_lr = raw_log_ratio.detach().double()
+        # Means accumulate in float64, so huge ratios do not overflow a float32 sum; the
+        # tensors stay in the input dtype (no float64 copies of a million-token batch).
+        lr = log_ratio.detach()
+        r = ratio.detach()
+        kl_lr = raw_log_ratio.detach()
         if log_ratio_clamp is not None:
             kl_lr = kl_lr.clamp(-log_ratio_clamp, log_ratio_clamp)
-        dtype = r.dtype
-        m = None if m is None else m.double()
+
+        def mean(x: Tensor) -> float:
+            return float(masked_mean(x, m, dtype=torch.float64))
+
         outside = (r < bounds.low) | (r > bounds.high)
         lower = 0.0
         if terms.dual_clip_taken is not None:
-            lower = float(masked_mean(terms.dual_clip_taken.to(dtype), m))
+            lower = mean(terms.dual_clip_taken)
         if m is None:
             r_min, r_max = r.min(), r.max()
         else:
@@ -237,14 +240,14 @@ def policy_loss(
             loss=loss,
             per_token_loss=terms.loss,
             ratio=ratio,
-            clip_fraction=float(masked_mean(terms.clipped_taken.to(dtype), m)),
+            clip_fraction=mean(terms.clipped_taken),
             clip_fraction_lower=lower,
-            ratio_outside_fraction=float(masked_mean(outside.to(dtype), m)),
-            approx_kl=float(masked_mean(-kl_lr, m)),
-            approx_kl_k2=float(masked_mean(0.5 * kl_lr * kl_lr, m)),
-            approx_kl_k3=float(masked_mean(torch.expm1(lr) - lr, m)),
+            ratio_outside_fraction=mean(outside),
+            approx_kl=-mean(kl_lr),
+            approx_kl_k2=0.5 * mean(kl_lr * kl_lr),
+            approx_kl_k3=mean(torch.expm1(lr) - lr),
             ratio_min=float(r_min),
-            ratio_mean=float(masked_mean(r, m)),
+            ratio_mean=mean(r),
             ratio_max=float(r_max),
         )
 
