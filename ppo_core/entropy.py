@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -45,21 +46,57 @@ def entropy_from_logits(logits: Tensor, temperature: float = 1.0) -> Tensor:
     check_positive("temperature", temperature)
     if temperature != 1.0:
         logits = logits / temperature
-    if logits.requires_grad and torch.is_grad_enabled():
-        log_p = F.log_softmax(logits, dim=-1)
-        probs = torch.exp(log_p)
-        # -inf logits give p = 0 and log p = -inf: clamping log p to the dtype's lowest
-        # finite value makes 0 * log p exactly 0, and its gradient 0 rather than NaN.
-        per_row = -(probs * log_p.clamp(min=torch.finfo(log_p.dtype).min)).sum(dim=-1)
-    else:
-        # No gradient needed: entr(p) = -p log p (0 at p = 0) in one pass over the softmax.
-        per_row = torch.special.entr(F.softmax(logits, dim=-1)).sum(dim=-1)
+    per_row: Tensor = _ChunkedEntropy.apply(logits)  # type: ignore[no-untyped-call]
     # A row with no finite logit, or with NaN / +inf, gives NaN: checked on the (small)
     # per-row result rather than on every logit.
     if bool(torch.isnan(per_row).any()):
         raise PPOInputError("logits", "each row needs a finite entry and no NaN or +inf")
     # Clamp: rounding can give -1e-9 for a one-hot row; "+ 0.0" turns -0.0 into 0.0.
     return per_row.clamp(min=0.0) + 0.0
+
+
+_CHUNK_ELEMENTS = 1 << 22
+"""Logits per chunk in :class:`_ChunkedEntropy` (16 MB of float32): big enough that each
+chunk is one efficient parallel pass, small enough that its temporaries stay cheap."""
+
+
+def _row_entropy(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(H, p, log p)`` for rows of logits; log p is clamped to the dtype's lowest finite
+    value, so a -inf logit (p = 0) contributes exactly 0 and never 0 * -inf = NaN."""
+    log_p = F.log_softmax(z, dim=-1)
+    p = torch.exp(log_p)
+    log_p = log_p.clamp_(min=torch.finfo(log_p.dtype).min)
+    return -(p * log_p).sum(dim=-1), p, log_p
+
+
+class _ChunkedEntropy(torch.autograd.Function):
+    """Per-row entropy computed a chunk of rows at a time, with the closed-form gradient
+    ``dH/dz_j = -p_j (log p_j + H)``: no full-size softmax is kept for backward (it is
+    recomputed per chunk), so the logits are read a few times, never written whole."""
+
+    @staticmethod
+    def forward(ctx: Any, logits: Tensor) -> Tensor:
+        flat = logits.reshape(-1, logits.shape[-1])
+        rows = max(1, _CHUNK_ELEMENTS // max(1, flat.shape[-1]))
+        out = torch.empty(flat.shape[0], dtype=logits.dtype)
+        for start in range(0, flat.shape[0], rows):
+            out[start : start + rows] = _row_entropy(flat[start : start + rows])[0]
+        ctx.save_for_backward(logits, out)
+        return out.reshape(logits.shape[:-1])
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> Tensor:
+        logits, entropy = ctx.saved_tensors
+        flat = logits.reshape(-1, logits.shape[-1])
+        g = grad_out.reshape(-1)
+        grad = torch.empty_like(flat)
+        rows = max(1, _CHUNK_ELEMENTS // max(1, flat.shape[-1]))
+        for start in range(0, flat.shape[0], rows):
+            stop = start + rows
+            _, p, log_p = _row_entropy(flat[start:stop])
+            h = entropy[start:stop, None]
+            grad[start:stop] = -p * (log_p + h) * g[start:stop, None]
+        return grad.reshape(logits.shape)
 
 
 def compute_entropy(logits: torch.Tensor) -> torch.Tensor:
