@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app import __version__, errors
 from app.heavy import HeavyRunner
-from app.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from app.middleware import BodyLimitMiddleware, RequestContextMiddleware, ResponseCacheMiddleware
 from app.routes import advantages, analyze, curves, health, lab, losses, page, reference
 from app.settings import Settings, get_settings
 
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["content-type", "x-request-id"],
             expose_headers=["x-request-id"],
         )
+    app.add_middleware(ResponseCacheMiddleware, paths=curves.CACHEABLE_PATHS)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         RequestContextMiddleware,

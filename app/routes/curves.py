@@ -34,6 +34,18 @@ from ppo_core.curves import MAX_CURVE_POINTS
 
 router = APIRouter(prefix="/api/v1", tags=["curves"])
 
+CACHEABLE_PATHS = frozenset(
+    f"/api/v1/{name}"
+    for name in (
+        "clip-objective",
+        "value-loss-curve",
+        "entropy-comparison",
+        "kl-drift",
+        "loss/sample",
+    )
+)
+"""GET endpoints that are pure functions of their query: app.middleware replays repeats."""
+
 MAX_COMPARISON_ELEMENTS = 262_144
 TEMPERATURES = [round(10 ** (-1.3 + 0.1 * i), 4) for i in range(27)]  # 0.05 ... 20
 

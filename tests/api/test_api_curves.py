@@ -239,3 +239,32 @@ def test_healthz(client: TestClient) -> None:
     r = client.get("/healthz")
     assert r.status_code == 200
     assert r.json() == {"status": "ok", "version": __version__, "torch": torch.__version__}
+
+
+def test_repeated_curve_query_is_replayed_without_reaching_the_route(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from api_support import make_client
+
+    import app.routes.curves as curves
+
+    calls = []
+    original = curves._clip_objective
+
+    def counting(*args: object) -> bytes:
+        calls.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(curves, "_clip_objective", counting)
+    with make_client() as c:
+        url = "/api/v1/clip-objective?epsilon=0.13&points=7"
+        first, second = c.get(url), c.get(url)
+        assert first.status_code == second.status_code == 200
+        assert first.content == second.content
+        assert len(calls) == 1  # the second answer came from the response cache
+        assert first.headers["x-request-id"] != second.headers["x-request-id"]
+        assert "script-src 'self'" in second.headers["content-security-policy"]
+        bad = "/api/v1/clip-objective?epsilon=7"
+        assert c.get(bad).status_code == c.get(bad).status_code == 422  # errors never cached
+        c.get("/api/v1/clip-objective?points=7&epsilon=0.13")  # another query string: computed
+        assert len(calls) == 2
