@@ -5,10 +5,14 @@
 
 Load: from navigation start to every panel drawn (``window.__ppo.firstRender``), in a fresh
 browser context (cold HTTP cache) and on reload (warm). Interaction: the clip panel's epsilon
-slider moves one step at a time; each sample is from the ``input`` event to the panel's
-``panel:rendered`` event (two API calls and two ``Plotly.react`` redraws), measured inside the
-page with ``performance.now()``. The first pass meets a cold server cache; the second pass
-repeats the same positions. Lab: time from opening the event stream to its first ``step``.
+slider moves, measured inside the page with ``performance.now()`` from the ``input`` event to
+the panel's ``panel:rendered`` event (its two API answers in hand, one ``Plotly.react`` done)
+and to the frame that shows the new chart painted. Passes: one step at a time (the page has
+prefetched the neighbouring steps' curves while the previous ones were on screen) with idle
+time between moves (first against a cold server cache, then warm), then back to back (each
+move also waits for the previous frame); and pseudo-random jumps across the range (never one
+step: every move fetches its curves), spaced and back to back. Lab: time from opening the
+event stream to its first ``step``.
 """
 
 from __future__ import annotations
@@ -31,21 +35,51 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
+# One move: set the slider, fire `input`, wait for the panel's `panel:rendered` (API answered,
+# Plotly drew), then for the frame that shows it: `requestAnimationFrame` runs just before that
+# frame's style / layout / paint, and a task queued from it runs once they are done. `gap_ms`
+# of idle time separates moves (a hand on a slider); with 0 they run back to back, so each
+# move also waits for the previous frame to finish (a sustained drag at full speed).
 MOVES_JS = """
-async ([n, start]) => {
+async ([n, start, gapMs, jumps]) => {
   const el = document.getElementById("clip-epsilon");
-  const times = [];
+  // jumps: a fixed shuffle of 0.05 ... 0.85 (no value twice, and never one step from the last)
+  const order = Array.from({ length: 81 }, (_, k) => (5 + k) / 100);
+  let seed = 12345;
+  for (let k = order.length - 1; k > 0; k--) {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    const j = seed % (k + 1);
+    [order[k], order[j]] = [order[j], order[k]];
+  }
+  const jumpsTaken = order.filter((v, k) => k === 0 || Math.abs(v - order[k - 1]) > 0.015);
+  let current = start;
+  performance.clearResourceTimings();  // the buffer holds 250 entries by default
+  const startedAt = performance.now();
+  const painted = () => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const rows = [];
   for (let i = 0; i < n; i++) {
-    const done = new Promise((resolve) => document.addEventListener("panel:rendered",
-      (e) => { if (e.detail.panel === "clip") resolve(performance.now()); }, { once: false }));
-    const value = (start + 0.01 * (i + 1)).toFixed(2);
+    const rendered = new Promise((resolve) => {
+      const on = (e) => {
+        if (e.detail.panel !== "clip") return;
+        document.removeEventListener("panel:rendered", on);
+        resolve(performance.now());
+      };
+      document.addEventListener("panel:rendered", on);
+    });
+    current = jumps ? jumpsTaken[i % jumpsTaken.length] : start + 0.01 * (i + 1);
+    const value = current.toFixed(2);
     const t0 = performance.now();
     el.value = value;
     el.dispatchEvent(new Event("input", { bubbles: true }));
-    const t1 = await done;
-    times.push(t1 - t0);
+    const t1 = await rendered;
+    await painted();
+    rows.push([t1 - t0, performance.now() - t0]);
+    if (gapMs) await sleep(gapMs);
   }
-  return times;
+  const requests = performance.getEntriesByType("resource").filter(
+    (r) => r.name.includes("/api/v1/clip-objective") && r.startTime >= startedAt).length;
+  return { rows, requests };
 }
 """
 
@@ -86,6 +120,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--moves", type=int, default=50)
     parser.add_argument("--loads", type=int, default=5)
+    parser.add_argument("--gap", type=int, default=100, help="idle ms between spaced moves")
     args = parser.parse_args()
 
     with running_server() as server:
@@ -106,13 +141,25 @@ def main() -> int:
             page = context.new_page()
             page.goto(base + "/")
             wait_drawn(page)
-            first = page.evaluate(MOVES_JS, [args.moves, 0.2])
-            page.evaluate(
-                "() => { const el = document.getElementById('clip-epsilon');"
-                " el.value = '0.2'; el.dispatchEvent(new Event('input')); }"
-            )
-            time.sleep(0.5)
-            second = page.evaluate(MOVES_JS, [args.moves, 0.2])
+            passes = {}
+            # Each jumps pass first sets another |A|, so none of its curves was asked before.
+            for name, gap, jumps, adv in (
+                ("steps, spaced, server cache cold", args.gap, False, "1"),
+                ("steps, spaced, server cache warm", args.gap, False, "1"),
+                ("steps, back to back", 0, False, "1"),
+                ("jumps, spaced", args.gap, True, "1.7"),
+                ("jumps, back to back", 0, True, "2.3"),
+            ):
+                page.evaluate(
+                    "(adv) => { for (const [id, v] of [['clip-adv', adv], ['clip-epsilon', '0.2']])"
+                    " { const el = document.getElementById(id); el.value = v;"
+                    " el.dispatchEvent(new Event('input')); } }",
+                    adv,
+                )
+                time.sleep(0.5)
+                started = time.perf_counter()
+                result = page.evaluate(MOVES_JS, [args.moves, 0.2, gap, jumps])
+                passes[name] = (result["rows"], result["requests"], time.perf_counter() - started)
             query = "iterations=200&algorithms=pg&algorithms=ppo&algorithms=ppo-kl"
             first_step = [page.evaluate(FIRST_STEP_JS, query) for _ in range(5)]
             browser.close()
@@ -126,10 +173,23 @@ def main() -> int:
         f"  reload (warm cache):        median {statistics.median(warm):.0f}, "
         f"runs {', '.join(f'{x:.0f}' for x in warm)}"
     )
-    for name, xs in (("first pass (server cache cold)", first), ("second pass (cached)", second)):
+    print(
+        f"clip panel, epsilon slider, {args.moves} moves per pass (ms; spaced = {args.gap} ms "
+        "idle between moves):"
+    )
+    print(
+        "| pass | input -> drawn p50 / p95 | input -> painted p50 / p95 / max | moves/s "
+        "| API requests |"
+    )
+    print("|---|---|---|---|---|")
+    for name, (rows, requests, seconds) in passes.items():
+        drawn = [r[0] for r in rows]
+        painted = [r[1] for r in rows]
+        rate = len(rows) / (seconds - len(rows) * (args.gap if "spaced" in name else 0) / 1000)
         print(
-            f"slider input -> clip panel redrawn, {len(xs)} moves, {name}: "
-            f"p50 {pct(xs, 0.5):.1f} ms, p95 {pct(xs, 0.95):.1f} ms, max {max(xs):.1f} ms"
+            f"| {name} | {pct(drawn, 0.5):.1f} / {pct(drawn, 0.95):.1f} | "
+            f"{pct(painted, 0.5):.1f} / {pct(painted, 0.95):.1f} / {max(painted):.1f} | "
+            f"{rate:.0f} | {requests} |"
         )
     print(
         f"lab stream (200 iterations, 3 algorithms): EventSource opened -> first step event "

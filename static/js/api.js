@@ -1,5 +1,6 @@
-// API client: JSON in and out, errors as ApiError with the server's messages, and a coalescer
-// that keeps at most one request in flight per panel (the latest arguments win).
+// API client: JSON in and out, errors as ApiError with the server's messages, a memo of GET
+// answers (every GET endpoint is a pure function of its query), and a coalescer that keeps at
+// most one request in flight per panel (the latest arguments win).
 
 export class ApiError extends Error {
   constructor(status, messages) {
@@ -36,9 +37,28 @@ async function parse(response) {
   return body;
 }
 
-export async function getJSON(path, params) {
-  const response = await fetch(apiUrl(path, params), { headers: { accept: "application/json" } });
-  return parse(response);
+// GET answers by URL, newest last; errors are not kept. Callers must not mutate what they get.
+const answers = new Map();
+const MAX_ANSWERS = 512;
+
+/** GET `path` with `params`; the same URL asked again (or prefetched) is answered from memory. */
+export function getJSON(path, params) {
+  const url = apiUrl(path, params);
+  let answer = answers.get(url);
+  if (answer) {
+    answers.delete(url); // refresh its place in the eviction order
+  } else {
+    answer = fetch(url, { headers: { accept: "application/json" } }).then(parse);
+    answer.catch(() => answers.delete(url));
+  }
+  answers.set(url, answer);
+  if (answers.size > MAX_ANSWERS) answers.delete(answers.keys().next().value);
+  return answer;
+}
+
+/** Ask for `path` with `params` ahead of need (e.g. the next slider step); errors are ignored. */
+export function prefetch(path, params) {
+  getJSON(path, params).catch(() => {});
 }
 
 export async function postJSON(path, body) {

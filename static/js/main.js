@@ -28,6 +28,7 @@ function start() {
   });
   const status = document.getElementById("copy-status");
   document.getElementById("copy-link").addEventListener("click", async () => {
+    state.flush();
     try {
       await navigator.clipboard.writeText(window.location.href);
       status.textContent = "Link copied.";

@@ -1,18 +1,39 @@
 // The page state lives in the URL query: one short key per control. Defaults are left out so
 // links stay short. One history entry per gesture: the first change of a slider drag pushes,
 // the rest of the drag replaces, so the back button undoes whole moves.
+//
+// During a drag the address bar is written at most every WRITE_DELAY_MS (and at once when the
+// drag ends): each history write costs the browser a few milliseconds on the path of the
+// chart's own request, and Chromium ignores history writes past about 200 in 10 s.
+
+const WRITE_DELAY_MS = 150;
 
 let gestureOpen = false;
+/** The newest state not yet in the address bar: { query, push }. */
+let pending = null;
+let timer = 0;
 
 export function params() {
-  return new URLSearchParams(window.location.search);
+  return new URLSearchParams(pending ? pending.query : window.location.search);
 }
 
-function write(query, push) {
+/** Write any pending state to the address bar now. */
+export function flush() {
+  if (timer) clearTimeout(timer);
+  timer = 0;
+  if (!pending) return;
+  const { query, push } = pending;
+  pending = null;
   const text = query.toString();
   const url = `${window.location.pathname}${text ? `?${text}` : ""}${window.location.hash}`;
   if (push) window.history.pushState(null, "", url);
   else window.history.replaceState(null, "", url);
+}
+
+function discard() {
+  if (timer) clearTimeout(timer);
+  timer = 0;
+  pending = null;
 }
 
 /** Set keys (null removes one). `gesture: true` groups a drag into one history entry. */
@@ -29,24 +50,43 @@ export function update(changes, { gesture = false } = {}) {
     }
   }
   if (!changed) return;
-  const push = gesture ? !gestureOpen : true;
-  if (gesture) gestureOpen = true;
-  write(query, push);
+  if (!gesture) {
+    // A click or a typed value: its own history entry, written at once.
+    flush();
+    pending = { query, push: true };
+    flush();
+    return;
+  }
+  // The first write of a gesture pushes; it stays a push until it reaches the address bar.
+  const push = !gestureOpen || (pending !== null && pending.push);
+  gestureOpen = true;
+  pending = { query, push };
+  if (!timer) timer = setTimeout(flush, WRITE_DELAY_MS);
 }
 
 /** Close the current gesture (a slider was released). */
 export function endGesture() {
+  flush();
   gestureOpen = false;
 }
 
 export function clearAll() {
-  write(new URLSearchParams(), true);
+  discard();
+  pending = { query: new URLSearchParams(), push: true };
+  flush();
 }
 
 /** Call `fn(params)` when the back / forward buttons restore an earlier state. */
 export function onRestore(fn) {
   window.addEventListener("popstate", () => {
+    discard(); // the browser has moved to another entry: a pending write is stale
     gestureOpen = false;
     fn(params());
   });
 }
+
+// Leaving or hiding the page mid-drag keeps the latest state in the address bar.
+window.addEventListener("pagehide", flush);
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "hidden") flush();
+});

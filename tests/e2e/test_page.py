@@ -14,8 +14,10 @@ pytestmark = pytest.mark.e2e
 PANELS = ["clip", "value", "entropy", "total", "kl", "lab", "hyper", "analyze"]
 
 
-def objective(page: Any, chart: str = "clip-chart-pos") -> list[float]:
-    return page.evaluate(f"() => Array.from(document.getElementById('{chart}').data[2].y)")
+def objective(page: Any, chart: str = "clip-chart", trace: int = 2) -> list[float]:
+    """The y values of one trace: in the clip chart, 2 is the PPO objective for A > 0 and 7
+    the one for A < 0."""
+    return page.evaluate(f"() => Array.from(document.getElementById('{chart}').data[{trace}].y)")
 
 
 def test_every_panel_renders_and_screenshot(page: Any, ui: Any, artifacts: Path) -> None:
@@ -42,15 +44,25 @@ def test_moving_epsilon_changes_the_curve_and_the_url(page: Any, ui: Any) -> Non
     ui.wait_all_rendered()
     before = objective(page)
     assert max(before) == pytest.approx(1.2)  # A = +1, eps 0.2: flat at 1 + eps
+    # A < 0 is drawn in the same figure (traces 5-9): flat at -(1 - eps) for small r.
+    assert max(objective(page, trace=7)) == pytest.approx(-0.8)
+    ranges = (
+        "() => ['yaxis', 'yaxis2', 'yaxis3', 'yaxis4']"
+        ".map(a => document.getElementById('clip-chart').layout[a].range)"
+    )
+    axes_before = page.evaluate(ranges)
     count = ui.rendered("clip")
     page.focus("#clip-epsilon")
     for _ in range(10):
         page.keyboard.press("ArrowRight")
     ui.wait_for("new URLSearchParams(location.search).get('eps') === '0.3'")
     ui.wait_for(f"window.__ppo.rendered.clip > {count}")
-    ui.wait_for("Math.max(...document.getElementById('clip-chart-pos').data[2].y) > 1.29")
+    ui.wait_for("Math.max(...document.getElementById('clip-chart').data[2].y) > 1.29")
     after = objective(page)
     assert max(after) == pytest.approx(1.3)
+    assert max(objective(page, trace=7)) == pytest.approx(-0.7)
+    # The axes depend on |A|, not on eps: a moving eps slider redraws only curves and shapes.
+    assert page.evaluate(ranges) == axes_before
     assert page.text_content("#clip-epsilon-out") == "0.3"
     link = page.get_attribute("#clip-api", "href")
     assert "epsilon=0.3" in link
@@ -61,7 +73,7 @@ def test_loading_a_url_restores_the_state(page: Any, ui: Any) -> None:
     ui.wait_all_rendered()
     assert page.input_value("#clip-epsilon") == "0.35"
     assert page.text_content("#clip-adv-out") == "2"
-    ui.wait_for("Math.max(...document.getElementById('clip-chart-pos').data[2].y) > 2.69")
+    ui.wait_for("Math.max(...document.getElementById('clip-chart').data[2].y) > 2.69")
     assert max(objective(page)) == pytest.approx(2 * 1.35)
     readout = page.text_content("#clip-readout")
     assert "r = 0.50" in readout
@@ -78,6 +90,38 @@ def test_back_button_restores_the_previous_state(page: Any, ui: Any) -> None:
     ui.wait_for("document.getElementById('clip-adv').value === '1'")
 
 
+def test_a_drag_is_one_history_entry_written_a_few_times(page: Any, ui: Any) -> None:
+    page.goto(page.base + "/")
+    ui.wait_all_rendered()
+    before = page.evaluate("history.length")
+    writes = page.evaluate(
+        """async () => {
+          let writes = 0;
+          for (const name of ["pushState", "replaceState"]) {
+            const original = history[name].bind(history);
+            history[name] = (...args) => { writes += 1; return original(...args); };
+          }
+          const el = document.getElementById("clip-epsilon");
+          for (let i = 1; i <= 30; i++) {  // a drag: input events only, 5 ms apart
+            el.value = (0.2 + 0.01 * i).toFixed(2);
+            el.dispatchEvent(new Event("input", { bubbles: true }));
+            await new Promise((r) => setTimeout(r, 5));
+          }
+          await new Promise((r) => setTimeout(r, 400));
+          return writes;
+        }"""
+    )
+    # The address bar follows the drag (the last value lands without a release event), in a
+    # handful of writes rather than one per input event, and as a single history entry.
+    assert page.evaluate("new URLSearchParams(location.search).get('eps')") == "0.5"
+    assert 1 <= writes <= 5, writes
+    assert page.evaluate("history.length") == before + 1
+    page.evaluate("document.getElementById('clip-epsilon').dispatchEvent(new Event('change'))")
+    page.go_back()
+    ui.wait_for("new URLSearchParams(location.search).get('eps') === null")
+    ui.wait_for("document.getElementById('clip-epsilon').value === '0.2'")
+
+
 def test_bad_url_values_fall_back_to_defaults(page: Any, ui: Any) -> None:
     page.goto(page.base + "/?eps=banana&adv=1e9")
     ui.wait_all_rendered()
@@ -90,7 +134,7 @@ def test_presets_and_reset(page: Any, ui: Any) -> None:
     ui.wait_all_rendered()
     page.click("#panel-clip button[data-preset='asym']")
     ui.wait_for("new URLSearchParams(location.search).get('epsh') === '0.3'")
-    ui.wait_for("document.getElementById('clip-chart-pos').data[2].y.some(y => y > 1.29)")
+    ui.wait_for("document.getElementById('clip-chart').data[2].y.some(y => y > 1.29)")
     page.click("#panel-clip button[data-preset='reset']")
     ui.wait_for("location.search === ''")
 

@@ -1,6 +1,6 @@
 // Panel 1: the clipped objective for A > 0 and A < 0 side by side, with d objective / d r
 // underneath, the trust region shaded, and a marker at a chosen ratio.
-import { apiUrl, getJSON } from "../api.js";
+import { apiUrl, getJSON, prefetch } from "../api.js";
 import { createPanel, layout } from "../panel.js";
 
 const PRESETS = {
@@ -24,40 +24,102 @@ function query(v, sign) {
   };
 }
 
-function chart(data, title) {
-  const b = data.clip_bounds;
-  const traces = [
-    { x: data.ratio, y: data.unclipped, name: "r·A (unclipped)", mode: "lines",
-      line: { dash: "dash", color: "#d62728" } },
-    { x: data.ratio, y: data.clipped, name: "clip(r)·A", mode: "lines",
-      line: { dash: "dot", color: "#ff7f0e" } },
-    { x: data.ratio, y: data.objective, name: "PPO objective", mode: "lines",
-      line: { color: "#1f4e9c", width: 3 } },
-    { x: data.ratio, y: data.gradient, name: "d objective / d r", mode: "lines",
-      line: { color: "#2ca02c", shape: "hv" }, xaxis: "x2", yaxis: "y2" },
+// A > 0 on the left, A < 0 on the right, in one figure: one Plotly.react per update. The figure
+// is kept lean because every update is a full Plotly redraw (about 1 ms per axis, tick label set
+// and shape here): axis ranges are fixed from the data's extent (it depends on |A| and the ratio
+// range, not on ε, so the axes do not move with ε), ticks are few, and the legend is HTML.
+const SIDES = [
+  { x: "x", y: "y", gx: "x3", gy: "y3" },
+  { x: "x2", y: "y2", gx: "x4", gy: "y4" },
+];
+
+/** [label, colour, dash] per curve; templates/panels/clip.html draws the same legend in HTML. */
+const CURVES = [
+  ["r·A (unclipped)", "#d62728", "dash"],
+  ["clip(r)·A", "#ff7f0e", "dot"],
+  ["PPO objective", "#1f4e9c", "solid"],
+  ["d objective / d r", "#2ca02c", "solid"],
+];
+
+/** [lo, hi] covering `values` and 0, padded by 8 % of the span. */
+function range(values) {
+  let lo = 0;
+  let hi = 0;
+  for (const v of values) {
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  const pad = 0.08 * (hi - lo || 1);
+  return [lo - pad, hi + pad];
+}
+
+function sideTraces(data, s) {
+  const line = ([name, color, dash], x, y, width = 2, shape = "linear") =>
+    ({ name, mode: "lines", line: { color, dash, width, shape }, xaxis: x, yaxis: y });
+  return [
+    { x: data.ratio, y: data.unclipped, ...line(CURVES[0], s.x, s.y) },
+    { x: data.ratio, y: data.clipped, ...line(CURVES[1], s.x, s.y) },
+    { x: data.ratio, y: data.objective, ...line(CURVES[2], s.x, s.y, 3) },
+    { x: data.ratio, y: data.gradient, ...line(CURVES[3], s.gx, s.gy, 2, "hv") },
     { x: [data.point.ratio], y: [data.point.objective], name: "marker", mode: "markers",
-      marker: { size: 11, color: data.point.clipped ? "#d62728" : "#1f4e9c" }, showlegend: false },
+      marker: { size: 11, color: data.point.clipped ? "#d62728" : "#1f4e9c" },
+      xaxis: s.x, yaxis: s.y },
   ];
-  const region = (yref) => ({
-    type: "rect", xref: yref === "y" ? "x" : "x2", yref: `${yref} domain`, x0: b.low, x1: b.high,
-    y0: 0, y1: 1, fillcolor: "rgba(31,78,156,0.08)", line: { width: 0 },
-  });
-  const vline = (x, yref, color, dash) => ({
-    type: "line", xref: yref === "y" ? "x" : "x2", yref: `${yref} domain`, x0: x, x1: x,
-    y0: 0, y1: 1, line: { color, dash, width: 1.5 },
-  });
+}
+
+/** The shaded [low, high] band and the r = 1 and marker lines, each spanning both rows. */
+function sideShapes(data, s, top, bottom) {
+  const b = data.clip_bounds;
+  const span = { xref: s.x, yref: "paper", y0: bottom, y1: top };
+  const vline = (at, color, dash) => ({ type: "line", ...span, x0: at, x1: at,
+    line: { color, dash, width: 1.5 } });
+  return [
+    { type: "rect", ...span, x0: b.low, x1: b.high, fillcolor: "rgba(31,78,156,0.08)",
+      line: { width: 0 }, layer: "below" },
+    vline(1, "#888", "dot"),
+    vline(data.point.ratio, "#555", "dash"),
+  ];
+}
+
+/** Both signs in one figure: 2 x 2 subplots on wide screens, one column of 4 on narrow ones. */
+function chart(pos, neg, adv, width) {
+  const narrow = width < 560;
+  const [left, right] = narrow ? [[0, 1], [0, 1]] : [[0, 0.46], [0.54, 1]];
+  // Domains: [objective, gradient] for A > 0, then for A < 0.
+  const rows = narrow
+    ? [[0.7, 1], [0.58, 0.66], [0.2, 0.47], [0.06, 0.14]]
+    : [[0.36, 1], [0, 0.26], [0.36, 1], [0, 0.26]];
+  const objectiveRange = (d) => range([...d.unclipped, ...d.clipped, ...d.objective]);
+  const ratio = { range: [pos.ratio[0], pos.ratio[pos.ratio.length - 1]], nticks: 6 };
+  const ratioTitle = { text: "probability ratio r = π_new / π_old" };
+  const objective = (d, domain, anchor, titled) => ({ domain, anchor, range: objectiveRange(d),
+    nticks: 5, title: titled ? { text: "objective" } : undefined });
+  const gradient = (d, domain, anchor, titled) => ({ domain, anchor, range: range(d.gradient),
+    nticks: 3, title: titled ? { text: "gradient" } : undefined });
+  const title = (text, x, y) => ({ text, x, y, xref: "paper", yref: "paper", xanchor: "center",
+    yanchor: "bottom", showarrow: false, font: { size: 14 } });
   return {
-    traces,
+    traces: [...sideTraces(pos, SIDES[0]), ...sideTraces(neg, SIDES[1])],
     layout: layout({
-      title: { text: title, font: { size: 14 } },
-      grid: { rows: 2, columns: 1, pattern: "independent" },
-      xaxis: { anchor: "y", matches: "x2", showticklabels: false },
-      yaxis: { title: { text: "objective" }, domain: [0.36, 1] },
-      xaxis2: { anchor: "y2", title: { text: "probability ratio r = π_new / π_old" } },
-      yaxis2: { title: { text: "gradient" }, domain: [0, 0.26], zeroline: true },
-      shapes: [region("y"), region("y2"), vline(1, "y", "#888", "dot"),
-        vline(data.point.ratio, "y", "#555", "dash"), vline(data.point.ratio, "y2", "#555", "dash")],
-      height: 420,
+      xaxis: { domain: left, anchor: "y", matches: "x3", showticklabels: false, ...ratio },
+      xaxis2: { domain: right, anchor: "y2", matches: "x4", showticklabels: false, ...ratio },
+      xaxis3: { domain: left, anchor: "y3", title: narrow ? undefined : ratioTitle, ...ratio },
+      xaxis4: { domain: right, anchor: "y4", title: ratioTitle, ...ratio },
+      yaxis: objective(pos, rows[0], "x", true),
+      yaxis3: gradient(pos, rows[1], "x3", true),
+      yaxis2: objective(neg, rows[2], "x2", narrow),
+      yaxis4: gradient(neg, rows[3], "x4", narrow),
+      shapes: [
+        ...sideShapes(pos, SIDES[0], rows[0][1], rows[1][0]),
+        ...sideShapes(neg, SIDES[1], rows[2][1], rows[3][0]),
+      ],
+      annotations: [
+        title(`A = +${adv} (good action: do more)`, (left[0] + left[1]) / 2, rows[0][1]),
+        title(`A = −${adv} (bad action: do less)`, (right[0] + right[1]) / 2, rows[2][1]),
+      ],
+      showlegend: false,
+      margin: { l: 48, r: 12, t: 28, b: narrow ? 40 : 44 },
+      height: narrow ? 720 : 400,
     }),
   };
 }
@@ -69,6 +131,27 @@ function readout(sign, data) {
     `objective ${p.objective.toFixed(3)}, d/dr ${p.gradient.toFixed(3)} · <span class="${p.clipped ? "bad" : "good"}">${state}</span></p>`;
 }
 
+/**
+ * The states one slider step away from `v` for each slider that changed since `before`: a drag
+ * goes on in the same direction (or comes back), so its next curves are fetched while the
+ * current ones are on screen. Values are rounded to the step as the browser rounds them.
+ */
+function neighbours(controls, before, v) {
+  const out = [];
+  for (const [key, value] of Object.entries(v)) {
+    const el = controls.element(key);
+    if (!before || before[key] === value || el.type !== "range") continue;
+    const decimals = (el.step.split(".")[1] || "").length;
+    for (const dir of [-1, 1]) {
+      const next = Number((value + dir * Number(el.step)).toFixed(decimals));
+      if (next >= Number(el.min) && next <= Number(el.max)) out.push({ ...v, [key]: next });
+    }
+  }
+  return out;
+}
+
+let drawn = null;
+
 async function update(panel, v) {
   for (const key of ["epsl", "epsh"]) panel.controls.element(key).disabled = !v.asym;
   panel.controls.element("c").disabled = !v.dual;
@@ -76,15 +159,16 @@ async function update(panel, v) {
     getJSON("/api/v1/clip-objective", query(v, 1)),
     getJSON("/api/v1/clip-objective", query(v, -1)),
   ]);
-  const a = chart(pos, `A = +${v.adv} (good action: do more)`);
-  const b = chart(neg, `A = −${v.adv} (bad action: do less)`);
-  await Promise.all([
-    panel.draw("clip-chart-pos", a.traces, a.layout),
-    panel.draw("clip-chart-neg", b.traces, b.layout),
-  ]);
+  const div = document.getElementById("clip-chart");
+  const fig = chart(pos, neg, v.adv, div.clientWidth);
+  await panel.draw("clip-chart", fig.traces, fig.layout);
   panel.root.querySelector("#clip-readout").innerHTML = readout(1, pos) + readout(-1, neg);
   panel.setApiLink(apiUrl("/api/v1/clip-objective", query(v, 1)));
   panel.rendered();
+  for (const next of neighbours(panel.controls, drawn, v)) {
+    for (const sign of [1, -1]) prefetch("/api/v1/clip-objective", query(next, sign));
+  }
+  drawn = v;
 }
 
 export default () => createPanel("clip", { presets: PRESETS, update });
