@@ -3,6 +3,7 @@ prediction. These are *objectives* where the name says so (PPO's ``L^CLIP``, to 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +25,17 @@ def _grid(low: float, high: float, points: int, low_name: str, high_name: str) -
 
 
 @dataclass(frozen=True)
+class ClipPoint:
+    """The objective and its gradient at one chosen ratio."""
+
+    ratio: float
+    objective: float
+    gradient: float
+    clipped: bool
+    """The gradient is exactly 0 for a non-zero advantage: a clip (or the dual clip) binds."""
+
+
+@dataclass(frozen=True)
 class ClipObjectiveCurve:
     """PPO objective pieces sampled over ratios (objective sign: higher is better)."""
 
@@ -37,6 +49,8 @@ class ClipObjectiveCurve:
     gradient: Tensor
     """``d objective / d r`` by autograd: 0 where the clip is active."""
     bounds: ClipBounds
+    point: ClipPoint | None = None
+    """The same at ``at``, when asked for."""
 
 
 def clip_objective_curve(
@@ -49,34 +63,48 @@ def clip_objective_curve(
     epsilon_low: float | None = None,
     epsilon_high: float | None = None,
     dual_clip: float | None = None,
+    at: float | None = None,
 ) -> ClipObjectiveCurve:
     """The PPO paper's figure (and the seed's): clipped objective vs probability ratio.
 
     Formula: ``L(r) = min(r A, clip(r, 1 - eps_low, 1 + eps_high) A)``, with dual clip
     ``L = max(L, c A)`` for ``A < 0``. Same rule as :func:`ppo_core.policy.policy_loss` (it is
-    the negated per-token loss), so the curve and the API's losses cannot disagree.
+    the negated per-token loss), so the curve and the API's losses cannot disagree. With
+    ``at``, the objective and gradient at that ratio come from the same autograd pass.
 
     Examples:
-        >>> c = clip_objective_curve(0.2, 1.0, ratio_min=1.0, ratio_max=1.4, points=3)
+        >>> c = clip_objective_curve(0.2, 1.0, ratio_min=1.0, ratio_max=1.4, points=3, at=1.3)
         >>> c.objective.tolist(), c.gradient.tolist()
         ([1.0, 1.2, 1.2], [1.0, 1.0, 0.0])
+        >>> c.point
+        ClipPoint(ratio=1.3, objective=1.2, gradient=0.0, clipped=True)
     """
     if not (ratio_min >= 0):
         raise PPOInputError("ratio_min", f"must be >= 0, got {ratio_min}")
+    if at is not None and not (math.isfinite(at) and at >= 0):
+        raise PPOInputError("at", f"must be a finite ratio >= 0, got {at}")
     bounds = clip_bounds(epsilon, epsilon_low, epsilon_high, dual_clip)
-    ratio = _grid(ratio_min, ratio_max, points, "ratio_min", "ratio_max").requires_grad_(True)
+    grid = _grid(ratio_min, ratio_max, points, "ratio_min", "ratio_max")
+    ratio = grid.detach() if at is None else torch.cat([grid, grid.new_tensor([at])])
+    ratio.requires_grad_(True)  # a leaf of its own: the returned grid never requires grad
     adv = torch.full_like(ratio, float(advantage))
-    terms = clipped_surrogate(ratio, adv, bounds)
-    objective = -terms.loss
+    objective = -clipped_surrogate(ratio, adv, bounds).loss
     (gradient,) = torch.autograd.grad(objective.sum(), ratio)
-    r = ratio.detach()
+    objective = objective.detach()
+    point = None
+    if at is not None:
+        at_objective, at_gradient = float(objective[points]), float(gradient[points])
+        clipped = at_gradient == 0.0 and advantage != 0.0
+        point = ClipPoint(ratio=at, objective=at_objective, gradient=at_gradient, clipped=clipped)
+        objective, gradient = objective[:points], gradient[:points]
     return ClipObjectiveCurve(
-        ratio=r,
-        unclipped=r * advantage,
-        clipped=r.clamp(bounds.low, bounds.high) * advantage,
-        objective=objective.detach(),
+        ratio=grid,
+        unclipped=grid * advantage,
+        clipped=grid.clamp(bounds.low, bounds.high) * advantage,
+        objective=objective,
         gradient=gradient,
         bounds=bounds,
+        point=point,
     )
 
 

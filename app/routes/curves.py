@@ -103,25 +103,13 @@ def _clip_objective(
         epsilon_low=epsilon_low,
         epsilon_high=epsilon_high,
         dual_clip=dual_clip,
+        at=ratio,
     )
     point = None
-    if ratio is not None:
-        p = clip_objective_curve(
-            epsilon,
-            advantage,
-            ratio_min=ratio,
-            ratio_max=ratio + 1e-9,
-            points=2,
-            epsilon_low=epsilon_low,
-            epsilon_high=epsilon_high,
-            dual_clip=dual_clip,
-        )
-        grad = float(p.gradient[0])
+    if c.point is not None:
+        p = c.point
         point = PointReadout(
-            ratio=ratio,
-            objective=float(p.objective[0]),
-            gradient=grad,
-            clipped=grad == 0.0 and advantage != 0.0,
+            ratio=p.ratio, objective=p.objective, gradient=p.gradient, clipped=p.clipped
         )
     return ClipObjectiveResponse(
         ratio=c.ratio.tolist(),

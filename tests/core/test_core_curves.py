@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy_reference as ref
 import pytest
 import torch
 
-from ppo_core import clip_objective_curve, policy_loss, value_loss_curve
+from ppo_core import PPOInputError, clip_objective_curve, policy_loss, value_loss_curve
 
 ADVANTAGES = [1.0, -1.0, 2.5, -0.7, 0.0]
 
@@ -103,3 +105,34 @@ def test_value_loss_curve_hand_computed():
     assert c.unclipped.tolist() == pytest.approx([1.0, 0.0])
     assert c.clipped_max.tolist() == pytest.approx([1.0, 0.64])
     assert c.clipped_only.tolist() == pytest.approx([1.0, 0.64])
+
+
+@pytest.mark.parametrize("at", [0.0, 0.5, 0.8, 1.0, 1.2, 1.37, 2.0, 3.9])
+@pytest.mark.parametrize("knobs", [{}, {"dual_clip": 3.0}, {"epsilon_high": 0.28}])
+@pytest.mark.parametrize("advantage", [1.5, -1.5, 0.0])
+def test_point_equals_a_curve_sampled_there(at, knobs, advantage):
+    """``at`` rides along in the curve's autograd pass; it must equal a curve evaluated there."""
+    c = clip_objective_curve(
+        0.2, advantage, ratio_min=0.0, ratio_max=4.0, points=11, at=at, **knobs
+    )
+    alone = clip_objective_curve(
+        0.2, advantage, ratio_min=at, ratio_max=at + 1.0, points=2, **knobs
+    )
+    assert c.point is not None
+    assert c.point.ratio == at
+    assert c.point.objective == float(alone.objective[0])
+    assert c.point.gradient == float(alone.gradient[0])
+    assert c.point.clipped == (c.point.gradient == 0.0 and advantage != 0.0)
+    # The curve itself is unchanged by the extra point, and nothing returned requires grad.
+    plain = clip_objective_curve(0.2, advantage, ratio_min=0.0, ratio_max=4.0, points=11, **knobs)
+    assert plain.point is None
+    for name in ("ratio", "unclipped", "clipped", "objective", "gradient"):
+        assert torch.equal(getattr(c, name), getattr(plain, name)), name
+        assert not getattr(c, name).requires_grad, name
+
+
+@pytest.mark.parametrize("at", [-0.1, math.inf, math.nan])
+def test_point_outside_the_domain_is_refused(at):
+    with pytest.raises(PPOInputError) as info:
+        clip_objective_curve(at=at)
+    assert info.value.field == "at"
