@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 
 import torch
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Request, Response
+from pydantic import Field
 
+from app.query import QueryModel, openapi_query, parse_query
 from app.schemas import (
     ClipBoundsOut,
     ClipObjectiveResponse,
@@ -46,38 +48,84 @@ CACHEABLE_PATHS = frozenset(
 )
 """GET endpoints that are pure functions of their query: app.middleware replays repeats."""
 
+
+class ClipObjectiveQuery(QueryModel):
+    epsilon: float = Field(0.2, gt=0, lt=1, description="Symmetric clip epsilon.")
+    advantage: float = Field(1.0, ge=-1e6, le=1e6, description="Advantage A.")
+    ratio_min: float = Field(0.5, ge=0, le=100, description="Left end of the ratio axis.")
+    ratio_max: float = Field(1.5, gt=0, le=100, description="Right end of the ratio axis.")
+    points: int = Field(100, ge=2, le=MAX_CURVE_POINTS, description="Samples on the axis.")
+    epsilon_low: float | None = Field(None, gt=0, lt=1, description="Lower epsilon.")
+    epsilon_high: float | None = Field(None, gt=0, le=10, description="Upper epsilon.")
+    dual_clip: float | None = Field(None, gt=1, le=100, description="Dual-clip c > 1.")
+    ratio: float | None = Field(None, ge=0, le=100, description="A ratio to read out.")
+
+
+class ValueCurveQuery(QueryModel):
+    returns: float = Field(1.0, ge=-1e4, le=1e4, description="Target return R.")
+    old_value: float = Field(0.0, ge=-1e4, le=1e4, description="Rollout prediction V_old.")
+    clip_range: float = Field(0.2, gt=0, le=1e4, description="Absolute clip around V_old.")
+    prediction_min: float = Field(-2.0, ge=-1e4, le=1e4, description="Left end of V axis.")
+    prediction_max: float = Field(3.0, ge=-1e4, le=1e4, description="Right end of V axis.")
+    points: int = Field(200, ge=2, le=MAX_CURVE_POINTS, description="Samples on the axis.")
+
+
+class EntropyComparisonQuery(QueryModel):
+    vocab_size: int = Field(1000, ge=2, le=65_536, description="Vocabulary size V.")
+    batch_size: int = Field(16, ge=1, le=256, description="Rows per case.")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Generator seed.")
+    temperature: float = Field(
+        1.0, ge=0.01, le=100, description="Softmax temperature (bounded so logits / T is finite)."
+    )
+    peak_logit: float = Field(10.0, ge=-100, le=100, description="The peaked case's logit.")
+    uniform_scale: float = Field(0.1, gt=0, le=10, description="Near-uniform logit scale.")
+    top_k: int = Field(50, ge=1, le=1000, description="Probabilities returned per example.")
+
+
+class KLDriftQuery(QueryModel):
+    vocab_size: int = Field(50, ge=2, le=1000, description="Vocabulary size.")
+    max_drift: float = Field(2.0, gt=0, le=10, description="Largest drift of the logits.")
+    steps: int = Field(21, ge=2, le=101, description="Drift values from 0 to max_drift.")
+    samples: int = Field(256, ge=1, le=4096, description="Tokens sampled per drift.")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Generator seed.")
+
+
+class SampleLossQuery(QueryModel):
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Generator seed of the batch.")
+    batch_size: int = Field(16, ge=2, le=4096, description="Tokens in the sample batch.")
+    vocab_size: int = Field(1000, ge=2, le=4096, description="Vocabulary of the logits.")
+    clip_ratio: float = Field(0.2, gt=0, lt=1, description="PPO epsilon.")
+    vf_coef: float = Field(0.5, ge=0, le=100, description="Value-loss weight.")
+    entropy_coef: float = Field(0.01, ge=0, le=100, description="Entropy weight.")
+
+
 MAX_COMPARISON_ELEMENTS = 262_144
 TEMPERATURES = [round(10 ** (-1.3 + 0.1 * i), 4) for i in range(27)]  # 0.05 ... 20
 
 
-@router.get("/clip-objective", response_model=ClipObjectiveResponse)
-async def clip_objective(
-    epsilon: float = Query(0.2, gt=0, lt=1, description="Symmetric clip epsilon."),
-    advantage: float = Query(1.0, ge=-1e6, le=1e6, description="Advantage A."),
-    ratio_min: float = Query(0.5, ge=0, le=100, description="Left end of the ratio axis."),
-    ratio_max: float = Query(1.5, gt=0, le=100, description="Right end of the ratio axis."),
-    points: int = Query(100, ge=2, le=MAX_CURVE_POINTS, description="Samples on the axis."),
-    epsilon_low: float | None = Query(None, gt=0, lt=1, description="Lower epsilon."),
-    epsilon_high: float | None = Query(None, gt=0, le=10, description="Upper epsilon."),
-    dual_clip: float | None = Query(None, gt=1, le=100, description="Dual-clip c > 1."),
-    ratio: float | None = Query(None, ge=0, le=100, description="A ratio to read out."),
-) -> Response:
+@router.get(
+    "/clip-objective",
+    response_model=ClipObjectiveResponse,
+    openapi_extra=openapi_query(ClipObjectiveQuery),
+)
+async def clip_objective(request: Request) -> Response:
     """The PPO objective ``min(rA, clip(r)A)`` vs the ratio, with d/dr by autograd.
 
     Responses are memoised per parameter set (a pure function of the query): slider
     positions repeat, and a cached answer costs what ``/healthz`` costs.
     """
+    q = parse_query(request, ClipObjectiveQuery)
     return JSONBytes(
         _clip_objective(
-            epsilon,
-            advantage,
-            ratio_min,
-            ratio_max,
-            points,
-            epsilon_low,
-            epsilon_high,
-            dual_clip,
-            ratio,
+            q.epsilon,
+            q.advantage,
+            q.ratio_min,
+            q.ratio_max,
+            q.points,
+            q.epsilon_low,
+            q.epsilon_high,
+            q.dual_clip,
+            q.ratio,
         )
     )
 
@@ -122,18 +170,18 @@ def _clip_objective(
     )
 
 
-@router.get("/value-loss-curve", response_model=ValueCurveResponse)
-async def value_curve(
-    returns: float = Query(1.0, ge=-1e4, le=1e4, description="Target return R."),
-    old_value: float = Query(0.0, ge=-1e4, le=1e4, description="Rollout prediction V_old."),
-    clip_range: float = Query(0.2, gt=0, le=1e4, description="Absolute clip around V_old."),
-    prediction_min: float = Query(-2.0, ge=-1e4, le=1e4, description="Left end of V axis."),
-    prediction_max: float = Query(3.0, ge=-1e4, le=1e4, description="Right end of V axis."),
-    points: int = Query(200, ge=2, le=MAX_CURVE_POINTS, description="Samples on the axis."),
-) -> Response:
+@router.get(
+    "/value-loss-curve",
+    response_model=ValueCurveResponse,
+    openapi_extra=openapi_query(ValueCurveQuery),
+)
+async def value_curve(request: Request) -> Response:
     """Squared error vs prediction: unclipped, seed/CleanRL ``max`` and SB3 ``clipped``."""
+    q = parse_query(request, ValueCurveQuery)
     return JSONBytes(
-        _value_curve(returns, old_value, clip_range, prediction_min, prediction_max, points)
+        _value_curve(
+            q.returns, q.old_value, q.clip_range, q.prediction_min, q.prediction_max, q.points
+        )
     )
 
 
@@ -164,22 +212,23 @@ def _value_curve(
     )
 
 
-@router.get("/entropy-comparison", response_model=EntropyComparisonResponse)
-async def entropy_cmp(
-    vocab_size: int = Query(1000, ge=2, le=65_536, description="Vocabulary size V."),
-    batch_size: int = Query(16, ge=1, le=256, description="Rows per case."),
-    seed: int = Query(0, ge=0, le=2**31 - 1, description="Generator seed."),
-    temperature: float = Query(
-        1.0, ge=0.01, le=100, description="Softmax temperature (bounded so logits / T is finite)."
-    ),
-    peak_logit: float = Query(10.0, ge=-100, le=100, description="The peaked case's logit."),
-    uniform_scale: float = Query(0.1, gt=0, le=10, description="Near-uniform logit scale."),
-    top_k: int = Query(50, ge=1, le=1000, description="Probabilities returned per example."),
-) -> Response:
+@router.get(
+    "/entropy-comparison",
+    response_model=EntropyComparisonResponse,
+    openapi_extra=openapi_query(EntropyComparisonQuery),
+)
+async def entropy_cmp(request: Request) -> Response:
     """The seed's comparison: random, peaked, near-uniform and maximum (log V) entropies."""
+    q = parse_query(request, EntropyComparisonQuery)
     return JSONBytes(
         _entropy_comparison(
-            vocab_size, batch_size, seed, temperature, peak_logit, uniform_scale, top_k
+            q.vocab_size,
+            q.batch_size,
+            q.seed,
+            q.temperature,
+            q.peak_logit,
+            q.uniform_scale,
+            q.top_k,
         )
     )
 
@@ -227,16 +276,11 @@ def _entropy_comparison(
     )
 
 
-@router.get("/kl-drift", response_model=KLDriftResponse)
-async def kl_drift(
-    vocab_size: int = Query(50, ge=2, le=1000, description="Vocabulary size."),
-    max_drift: float = Query(2.0, gt=0, le=10, description="Largest drift of the logits."),
-    steps: int = Query(21, ge=2, le=101, description="Drift values from 0 to max_drift."),
-    samples: int = Query(256, ge=1, le=4096, description="Tokens sampled per drift."),
-    seed: int = Query(0, ge=0, le=2**31 - 1, description="Generator seed."),
-) -> Response:
+@router.get("/kl-drift", response_model=KLDriftResponse, openapi_extra=openapi_query(KLDriftQuery))
+async def kl_drift(request: Request) -> Response:
     """k1 / k2 / k3 sample estimates against the exact KL as the policy drifts."""
-    return JSONBytes(_kl_drift(vocab_size, max_drift, steps, samples, seed))
+    q = parse_query(request, KLDriftQuery)
+    return JSONBytes(_kl_drift(q.vocab_size, q.max_drift, q.steps, q.samples, q.seed))
 
 
 @cached_json
@@ -254,17 +298,17 @@ def _kl_drift(
     )
 
 
-@router.get("/loss/sample", response_model=SampleLossResponse)
-async def sample_loss(
-    seed: int = Query(0, ge=0, le=2**31 - 1, description="Generator seed of the batch."),
-    batch_size: int = Query(16, ge=2, le=4096, description="Tokens in the sample batch."),
-    vocab_size: int = Query(1000, ge=2, le=4096, description="Vocabulary of the logits."),
-    clip_ratio: float = Query(0.2, gt=0, lt=1, description="PPO epsilon."),
-    vf_coef: float = Query(0.5, ge=0, le=100, description="Value-loss weight."),
-    entropy_coef: float = Query(0.01, ge=0, le=100, description="Entropy weight."),
-) -> Response:
+@router.get(
+    "/loss/sample",
+    response_model=SampleLossResponse,
+    openapi_extra=openapi_query(SampleLossQuery),
+)
+async def sample_loss(request: Request) -> Response:
     """The seed's total-loss example on a reproducible batch, as a stacked breakdown."""
-    return JSONBytes(_sample_loss(seed, batch_size, vocab_size, clip_ratio, vf_coef, entropy_coef))
+    q = parse_query(request, SampleLossQuery)
+    return JSONBytes(
+        _sample_loss(q.seed, q.batch_size, q.vocab_size, q.clip_ratio, q.vf_coef, q.entropy_coef)
+    )
 
 
 @cached_json
