@@ -37,8 +37,11 @@ TENSOR_FIELDS = (
 )
 
 
-def analyze_json(body: bytes, max_elements: int) -> dict[str, Any]:
-    """Analyze a JSON body: ``AnalyzeRequest`` fields, tensors as nested lists."""
+def analyze_json(body: bytes | list[bytes], max_elements: int) -> dict[str, Any]:
+    """Analyze a JSON body (whole, or the chunks it arrived in): ``AnalyzeRequest`` fields,
+    tensors as nested lists."""
+    if isinstance(body, list):
+        body = b"".join(body)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

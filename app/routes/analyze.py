@@ -1,7 +1,8 @@
 """``POST /api/v1/analyze``: a whole rollout batch, as JSON or as ``.npy`` uploads.
 
 The body is read here (async, bounded by the body-size middleware) and handed to a worker
-process that parses, validates and computes, so a 1M-token batch never stalls the event loop.
+process, as received, that joins, parses, validates and computes, so a 1M-token batch never
+stalls the event loop.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ _multipart_schema = {
 async def analyze(request: Request) -> Any:
     settings = limits(request)
     runner: HeavyRunner = request.app.state.heavy
+    runner.check_capacity()  # a busy server answers 503 before reading a large body
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         files, fields = await _read_form(request)
@@ -77,8 +79,11 @@ async def analyze(request: Request) -> Any:
                 )
             ]
         )
-    body = await request.body()
-    return await runner.in_process(analyze_json, body, settings.max_tensor_elements)
+    # The body goes to the worker as the chunks received, joined there: joining 100 MB here
+    # would hold the event loop (and the GIL, when pickled whole) for ~50 ms each; a list of
+    # ~64 KB chunks is pickled piece by piece, letting the loop answer in between.
+    chunks = [chunk async for chunk in request.stream() if chunk]
+    return await runner.in_process(analyze_json, chunks, settings.max_tensor_elements)
 
 
 async def _read_form(request: Request) -> tuple[dict[str, bytes], dict[str, str]]:

@@ -148,6 +148,17 @@ def test_503_with_retry_after_when_heavy_pool_is_full(limited: TestClient) -> No
         assert r.headers["retry-after"] == "1"
         assert "x-request-id" in r.headers
         assert "script-src 'self'" in r.headers["content-security-policy"]
+        # A busy server refuses a JSON body before reading it.
+        sent = []
+
+        def body() -> Iterator[bytes]:
+            for i in range(100):
+                sent.append(i)
+                yield b'{"logprobs": [' if i == 0 else b"0.0, " * 1000
+
+        r = limited.post(ANALYZE, content=body(), headers={"content-type": "application/json"})
+        assert r.status_code == 503
+        assert len(sent) < 100, "the whole body was read before the 503"
     finally:
         gate.set()
     held.result(timeout=30)
