@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import multiprocessing
 import os
 import threading
@@ -40,6 +41,9 @@ def _init_worker(parent_pid: int) -> None:
     """Each worker: import the analyzer now (not on the first request), and exit on its own if
     the server process dies without shutting the pool down (e.g. SIGKILL)."""
     import app.analysis  # noqa: F401
+
+    gc.collect()
+    gc.freeze()  # as in the server (app.main): imported modules stay out of full collections
 
     def watch_parent() -> None:
         while True:

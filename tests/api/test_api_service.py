@@ -5,6 +5,7 @@ headers and X-Request-ID on every response, CORS closed unless configured."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import json
 import os
@@ -339,3 +340,14 @@ def test_cors_open_for_configured_origins_only() -> None:
         assert preflight.status_code == 200
         assert preflight.headers["access-control-allow-origin"] == allowed
         assert "POST" in preflight.headers["access-control-allow-methods"]
+
+
+def test_start_up_freezes_what_is_loaded_out_of_the_collector() -> None:
+    """Full cyclic collections over torch / pydantic / FastAPI's ~200k objects took ~90 ms and
+    set the p99 of small requests; the app moves them to the permanent generation at start."""
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    with make_client() as client:
+        assert client.get("/healthz").status_code == 200
+        assert gc.get_freeze_count() > 50_000
+    gc.unfreeze()
