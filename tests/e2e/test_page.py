@@ -146,6 +146,12 @@ def test_readable_at_phone_width(page: Any, ui: Any, artifacts: Path) -> None:
     width = page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= 390, f"page scrolls sideways at 390 px ({width} px wide)"
     page.screenshot(path=str(artifacts / "page-390.png"), full_page=True)
+    # The clip chart stacks its four subplots in one column, and goes back to two columns
+    # (A > 0 left, A < 0 right) when the screen gets wide.
+    domain = "() => document.getElementById('clip-chart').layout.xaxis2.domain.join(',')"
+    assert page.evaluate(domain) == "0,1"
+    page.set_viewport_size({"width": 1280, "height": 844})
+    ui.wait_for(f"({domain})() === '0.54,1'")
 
 
 def test_keyboard_focus_is_visible(page: Any, ui: Any) -> None:

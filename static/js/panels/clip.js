@@ -81,9 +81,12 @@ function sideShapes(data, s, top, bottom) {
   ];
 }
 
+/** Charts narrower than this stack their four subplots in one column. */
+const NARROW_PX = 560;
+
 /** Both signs in one figure: 2 x 2 subplots on wide screens, one column of 4 on narrow ones. */
 function chart(pos, neg, adv, width) {
-  const narrow = width < 560;
+  const narrow = width < NARROW_PX;
   const [left, right] = narrow ? [[0, 1], [0, 1]] : [[0, 0.46], [0.54, 1]];
   // Domains: [objective, gradient] for A > 0, then for A < 0.
   const rows = narrow
@@ -171,4 +174,17 @@ async function update(panel, v) {
   drawn = v;
 }
 
-export default () => createPanel("clip", { presets: PRESETS, update });
+export default () => {
+  const panel = createPanel("clip", { presets: PRESETS, update });
+  // Redraw when a resize (a phone turned sideways) crosses the one-column breakpoint.
+  const div = document.getElementById("clip-chart");
+  let narrow = div.clientWidth < NARROW_PX;
+  new ResizeObserver(() => {
+    const now = div.clientWidth < NARROW_PX;
+    if (now !== narrow) {
+      narrow = now;
+      panel.refresh();
+    }
+  }).observe(div);
+  return panel;
+};
