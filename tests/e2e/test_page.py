@@ -139,6 +139,24 @@ def test_presets_and_reset(page: Any, ui: Any) -> None:
     ui.wait_for("location.search === ''")
 
 
+def test_dual_clip_widens_the_axis_to_show_the_floor(page: Any, ui: Any) -> None:
+    page.goto(page.base + "/")
+    ui.wait_all_rendered()
+    page.click("#panel-clip button[data-preset='dual']")  # c = 3, A = -1 on the right
+    ui.wait_for("document.getElementById('clip-chart').data[5].x.slice(-1)[0] === 3.5")
+    ratio = page.evaluate("() => Array.from(document.getElementById('clip-chart').data[5].x)")
+    neg = objective(page, trace=7)
+    # min(rA, clip(r)A) = -r for r > 1.2, floored at c A = -3 from r = 3 on.
+    assert min(neg) == pytest.approx(-3.0)
+    assert all(y == pytest.approx(-3.0) for r, y in zip(ratio, neg, strict=True) if r >= 3)
+    assert any(y < -2.9 and r < 3 for r, y in zip(ratio, neg, strict=True))
+    shapes = page.evaluate(
+        "() => document.getElementById('clip-chart').layout.shapes"
+        ".filter(s => s.label && s.label.text.includes('dual')).map(s => s.y0)"
+    )
+    assert shapes == [pytest.approx(-3.0)]
+
+
 def test_readable_at_phone_width(page: Any, ui: Any, artifacts: Path) -> None:
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(page.base + "/")

@@ -10,12 +10,17 @@ const PRESETS = {
   tight: { eps: 0.05 },
 };
 
+/** The ratio axis: [0, 2.5], widened with dual clip so that r = c, where it binds, shows. */
+function ratioMax(v) {
+  return v.dual ? Math.max(2.5, Math.ceil((v.c + 0.5) * 2) / 2) : 2.5;
+}
+
 function query(v, sign) {
   return {
     epsilon: v.eps,
     advantage: sign * v.adv,
     ratio_min: 0,
-    ratio_max: 2.5,
+    ratio_max: ratioMax(v),
     points: 101,
     epsilon_low: v.asym ? v.epsl : undefined,
     epsilon_high: v.asym ? v.epsh : undefined,
@@ -67,18 +72,27 @@ function sideTraces(data, s) {
   ];
 }
 
-/** The shaded [low, high] band and the r = 1 and marker lines, each spanning both rows. */
-function sideShapes(data, s, top, bottom) {
+/** The shaded [low, high] band and the r = 1 and marker lines, each spanning both rows; with
+ * dual clip and A < 0, the floor c·A across the objective. */
+function sideShapes(data, s, top, bottom, advantage) {
   const b = data.clip_bounds;
   const span = { xref: s.x, yref: "paper", y0: bottom, y1: top };
   const vline = (at, color, dash) => ({ type: "line", ...span, x0: at, x1: at,
     line: { color, dash, width: 1.5 } });
-  return [
+  const shapes = [
     { type: "rect", ...span, x0: b.low, x1: b.high, fillcolor: "rgba(31,78,156,0.08)",
       line: { width: 0 }, layer: "below" },
     vline(1, "#888", "dot"),
     vline(data.point.ratio, "#555", "dash"),
   ];
+  if (b.dual_clip && advantage < 0) {
+    const floor = b.dual_clip * advantage;
+    shapes.push({ type: "line", xref: `${s.x} domain`, yref: s.y, x0: 0, x1: 1, y0: floor,
+      y1: floor, line: { color: "#7b3294", dash: "dashdot", width: 1.5 },
+      label: { text: "c·A (dual clip)", textposition: "start", yanchor: "bottom",
+        font: { size: 11, color: "#7b3294" } } });
+  }
+  return shapes;
 }
 
 /** Charts narrower than this stack their four subplots in one column. */
@@ -113,8 +127,8 @@ function chart(pos, neg, adv, width) {
       yaxis2: objective(neg, rows[2], "x2", narrow),
       yaxis4: gradient(neg, rows[3], "x4", narrow),
       shapes: [
-        ...sideShapes(pos, SIDES[0], rows[0][1], rows[1][0]),
-        ...sideShapes(neg, SIDES[1], rows[2][1], rows[3][0]),
+        ...sideShapes(pos, SIDES[0], rows[0][1], rows[1][0], adv),
+        ...sideShapes(neg, SIDES[1], rows[2][1], rows[3][0], -adv),
       ],
       annotations: [
         title(`A = +${adv} (good action: do more)`, (left[0] + left[1]) / 2, rows[0][1]),
