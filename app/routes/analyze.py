@@ -80,8 +80,8 @@ async def analyze(request: Request) -> Any:
             ]
         )
     # The body goes to the worker as the chunks received, joined there: joining 100 MB here
-    # would hold the event loop (and the GIL, when pickled whole) for ~50 ms each; a list of
-    # ~64 KB chunks is pickled piece by piece, letting the loop answer in between.
+    # would hold the event loop for ~50 ms. (Pickling for the worker happens on the executor's
+    # own thread, whole body or list alike.)
     chunks = [chunk async for chunk in request.stream() if chunk]
     return await runner.in_process(analyze_json, chunks, settings.max_tensor_elements)
 

@@ -25,6 +25,9 @@ async function parse(response) {
   try {
     body = await response.json();
   } catch {
+    // A 2xx whose body does not parse (e.g. cut off mid-response) is an error too: it must not
+    // be memoised as an answer.
+    if (response.ok) throw new ApiError(response.status, ["the answer was not valid JSON"]);
     body = null;
   }
   if (!response.ok) {
@@ -49,7 +52,9 @@ export function getJSON(path, params) {
     answers.delete(url); // refresh its place in the eviction order
   } else {
     answer = fetch(url, { headers: { accept: "application/json" } }).then(parse);
-    answer.catch(() => answers.delete(url));
+    answer.catch(() => {
+      if (answers.get(url) === answer) answers.delete(url); // not a newer ask of the same URL
+    });
   }
   answers.set(url, answer);
   if (answers.size > MAX_ANSWERS) answers.delete(answers.keys().next().value);

@@ -71,7 +71,8 @@ export function endGesture() {
 }
 
 export function clearAll() {
-  discard();
+  flush(); // a drag in progress keeps its own history entry
+  gestureOpen = false;
   pending = { query: new URLSearchParams(), push: true };
   flush();
 }

@@ -139,10 +139,38 @@ def test_presets_and_reset(page: Any, ui: Any) -> None:
     ui.wait_for("location.search === ''")
 
 
-def test_dual_clip_widens_the_axis_to_show_the_floor(page: Any, ui: Any) -> None:
+def test_a_broken_answer_is_not_remembered(page: Any, ui: Any) -> None:
+    """A 200 whose body is cut off shows an error and is asked again next time (the page keeps
+    GET answers by URL; it must not keep that one)."""
     page.goto(page.base + "/")
     ui.wait_all_rendered()
-    page.click("#panel-clip button[data-preset='dual']")  # c = 3, A = -1 on the right
+    served = []
+
+    def once_broken(route: Any) -> None:
+        if "epsilon=0.21&advantage=1&" in route.request.url:
+            served.append(route.request.url)
+            if len(served) == 1:
+                route.fulfill(status=200, body="{truncated", content_type="application/json")
+                return
+        route.continue_()
+
+    page.route("**/api/v1/clip-objective*", once_broken)
+    page.focus("#clip-epsilon")
+    page.keyboard.press("ArrowRight")
+    ui.wait_for("(window.__ppo.errors.clip || '').includes('not valid JSON')")
+    page.keyboard.press("ArrowLeft")
+    ui.wait_for("window.__ppo.errors.clip === null")
+    page.keyboard.press("ArrowRight")
+    ui.wait_for(
+        "window.__ppo.errors.clip === null && document.getElementById('clip-chart')"
+        ".data[2].y.some(y => y > 1.2)"
+    )
+    assert len(served) == 2
+
+
+def test_dual_clip_widens_the_axis_to_show_the_floor(page: Any, ui: Any) -> None:
+    page.goto(page.base + "/?dual=true&c=3")  # c = 3, A = -1 on the right
+    ui.wait_all_rendered()
     ui.wait_for("document.getElementById('clip-chart').data[5].x.slice(-1)[0] === 3.5")
     ratio = page.evaluate("() => Array.from(document.getElementById('clip-chart').data[5].x)")
     neg = objective(page, trace=7)
@@ -155,6 +183,12 @@ def test_dual_clip_widens_the_axis_to_show_the_floor(page: Any, ui: Any) -> None
         ".filter(s => s.label && s.label.text.includes('dual')).map(s => s.y0)"
     )
     assert shapes == [pytest.approx(-3.0)]
+    # The preset puts c within the marker's reach: at r = 2.2 the dual clip binds for A < 0.
+    page.click("#panel-clip button[data-preset='dual']")
+    ui.wait_for("new URLSearchParams(location.search).get('c') === '2'")
+    ui.wait_for("document.getElementById('clip-readout').textContent.includes('-2.000')")
+    readout = page.text_content("#clip-readout")
+    assert "A < 0 at r = 2.20: objective -2.000, d/dr 0.000" in " ".join(readout.split())
 
 
 def test_readable_at_phone_width(page: Any, ui: Any, artifacts: Path) -> None:

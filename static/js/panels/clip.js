@@ -6,7 +6,7 @@ import { createPanel, layout } from "../panel.js";
 const PRESETS = {
   neg: { r: 2, adv: 1 },
   asym: { asym: true, epsl: 0.1, epsh: 0.3 },
-  dual: { dual: true, c: 3, r: 2.2 },
+  dual: { dual: true, c: 2, r: 2.2 },
   tight: { eps: 0.05 },
 };
 
