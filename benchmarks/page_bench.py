@@ -41,9 +41,13 @@ CHROMIUM_ARGS = [
 # of idle time separates moves (a hand on a slider); with 0 they run back to back, so each
 # move also waits for the previous frame to finish (a sustained drag at full speed).
 MOVES_JS = """
-async ([n, start, gapMs, jumps]) => {
+async ([n, start, gapMs, jumps, shift]) => {
   const el = document.getElementById("clip-epsilon");
-  // jumps: a fixed shuffle of 0.05 ... 0.85 (no value twice, and never one step from the last)
+  const marker = document.getElementById("clip-ratio");
+  // jumps: eps follows a fixed shuffle of 0.05 ... 0.85 (no value twice, never one step from
+  // the last) while the marker r is set, without an event of its own, to a walk over 0 ... 2.5
+  // in strides of 0.37: the query drawn is then (almost always) one the page never asked for
+  // nor prefetched, and, |A| staying put, the axes do not move (as in a jump of eps alone).
   const order = Array.from({ length: 81 }, (_, k) => (5 + k) / 100);
   let seed = 12345;
   for (let k = order.length - 1; k > 0; k--) {
@@ -53,7 +57,8 @@ async ([n, start, gapMs, jumps]) => {
   }
   const jumpsTaken = order.filter((v, k) => k === 0 || Math.abs(v - order[k - 1]) > 0.015);
   let current = start;
-  performance.clearResourceTimings();  // the buffer holds 250 entries by default
+  performance.setResourceTimingBufferSize(100000);  // 250 by default: a pass sends more
+  performance.clearResourceTimings();
   const startedAt = performance.now();
   const painted = () => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -69,12 +74,19 @@ async ([n, start, gapMs, jumps]) => {
     });
     current = jumps ? jumpsTaken[i % jumpsTaken.length] : start + 0.01 * (i + 1);
     const value = current.toFixed(2);
+    if (jumps) marker.value = String((((i + shift) * 37) % 251) / 100);
     const t0 = performance.now();
     el.value = value;
     el.dispatchEvent(new Event("input", { bubbles: true }));
     const t1 = await rendered;
     await painted();
-    rows.push([t1 - t0, performance.now() - t0]);
+    // Did this move wait on the network? Its own request starts after t0; a prefetched or
+    // remembered answer has none.
+    const own = `epsilon=${Number(value)}&advantage=1&`;
+    const fetched = performance.getEntriesByType("resource").some(
+      (r) => r.name.includes(own) && r.name.endsWith(`ratio=${Number(marker.value)}`)
+        && r.startTime >= t0 && r.startTime <= t1);
+    rows.push([t1 - t0, performance.now() - t0, fetched]);
     if (gapMs) await sleep(gapMs);
   }
   const requests = performance.getEntriesByType("resource").filter(
@@ -122,6 +134,8 @@ def main() -> int:
     parser.add_argument("--loads", type=int, default=5)
     parser.add_argument("--gap", type=int, default=100, help="idle ms between spaced moves")
     args = parser.parse_args()
+    if not 1 <= args.moves <= 70:
+        parser.error("--moves must be in [1, 70]: the steps run from eps 0.21 to the 0.9 maximum")
 
     with running_server() as server:
         base = server.base
@@ -142,23 +156,23 @@ def main() -> int:
             page.goto(base + "/")
             wait_drawn(page)
             passes = {}
-            # Each jumps pass first sets another |A|, so none of its curves was asked before.
-            for name, gap, jumps, adv in (
-                ("steps, spaced, server cache cold", args.gap, False, "1"),
-                ("steps, spaced, server cache warm", args.gap, False, "1"),
-                ("steps, back to back", 0, False, "1"),
-                ("jumps, spaced", args.gap, True, "1.7"),
-                ("jumps, back to back", 0, True, "2.3"),
+            # The jumps passes walk the marker from different starts, so their queries differ.
+            for name, gap, jumps, shift in (
+                ("steps, spaced, server cache cold", args.gap, False, 0),
+                ("steps, spaced, page cache warm", args.gap, False, 0),
+                ("steps, back to back", 0, False, 0),
+                ("jumps, spaced", args.gap, True, 0),
+                ("jumps, back to back", 0, True, 100),
             ):
                 page.evaluate(
-                    "(adv) => { for (const [id, v] of [['clip-adv', adv], ['clip-epsilon', '0.2']])"
+                    "() => { for (const [id, v] of"
+                    " [['clip-ratio', '1.3'], ['clip-epsilon', '0.2']])"
                     " { const el = document.getElementById(id); el.value = v;"
-                    " el.dispatchEvent(new Event('input')); } }",
-                    adv,
+                    " el.dispatchEvent(new Event('input')); } }"
                 )
                 time.sleep(0.5)
                 started = time.perf_counter()
-                result = page.evaluate(MOVES_JS, [args.moves, 0.2, gap, jumps])
+                result = page.evaluate(MOVES_JS, [args.moves, 0.2, gap, jumps, shift])
                 passes[name] = (result["rows"], result["requests"], time.perf_counter() - started)
             query = "iterations=200&algorithms=pg&algorithms=ppo&algorithms=ppo-kl"
             first_step = [page.evaluate(FIRST_STEP_JS, query) for _ in range(5)]
@@ -179,18 +193,22 @@ def main() -> int:
     )
     print(
         "| pass | input -> drawn p50 / p95 | input -> painted p50 / p95 / max | moves/s "
-        "| API requests |"
+        "| API requests | moves that fetched |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for name, (rows, requests, seconds) in passes.items():
+        rate = len(rows) / (seconds - len(rows) * (args.gap if "spaced" in name else 0) / 1000)
+        fetched = [r for r in rows if r[2]]
+        if name.startswith("jumps"):
+            rows = fetched  # the jumps passes are about moves that wait on the network
         drawn = [r[0] for r in rows]
         painted = [r[1] for r in rows]
-        rate = len(rows) / (seconds - len(rows) * (args.gap if "spaced" in name else 0) / 1000)
         print(
             f"| {name} | {pct(drawn, 0.5):.1f} / {pct(drawn, 0.95):.1f} | "
             f"{pct(painted, 0.5):.1f} / {pct(painted, 0.95):.1f} / {max(painted):.1f} | "
-            f"{rate:.0f} | {requests} |"
+            f"{rate:.0f} | {requests} | {len(fetched)} of {len(passes[name][0])} |"
         )
+    print("(jumps rows: statistics over the moves that fetched only)")
     print(
         f"lab stream (200 iterations, 3 algorithms): EventSource opened -> first step event "
         f"in the browser: median {statistics.median(first_step):.0f} ms, "
