@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["content-type", "x-request-id"],
             expose_headers=["x-request-id"],
         )
-    app.add_middleware(ResponseCacheMiddleware, paths=curves.CACHEABLE_PATHS)
+    app.add_middleware(ResponseCacheMiddleware, paths=frozenset(curves.CACHEABLE_PATHS))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         RequestContextMiddleware,

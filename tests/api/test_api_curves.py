@@ -249,13 +249,13 @@ def test_repeated_curve_query_is_replayed_without_reaching_the_route(
     import app.routes.curves as curves
 
     calls = []
-    original = curves._clip_objective
+    original = curves.parse_query
 
-    def counting(*args: object) -> bytes:
-        calls.append(args)
-        return original(*args)
+    def counting(request: object, model: object) -> object:
+        calls.append(model)
+        return original(request, model)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(curves, "_clip_objective", counting)
+    monkeypatch.setattr(curves, "parse_query", counting)
     with make_client() as c:
         url = "/api/v1/clip-objective?epsilon=0.13&points=7"
         first, second = c.get(url), c.get(url)
@@ -266,5 +266,6 @@ def test_repeated_curve_query_is_replayed_without_reaching_the_route(
         assert "script-src 'self'" in second.headers["content-security-policy"]
         bad = "/api/v1/clip-objective?epsilon=7"
         assert c.get(bad).status_code == c.get(bad).status_code == 422  # errors never cached
-        c.get("/api/v1/clip-objective?points=7&epsilon=0.13")  # another query string: computed
-        assert len(calls) == 2
+        assert len(calls) == 3
+        c.get("/api/v1/clip-objective?points=7&epsilon=0.13")  # another query string: routed
+        assert len(calls) == 4
