@@ -139,6 +139,26 @@ def test_presets_and_reset(page: Any, ui: Any) -> None:
     ui.wait_for("location.search === ''")
 
 
+def test_clip_legend_names_the_drawn_curves(page: Any, ui: Any) -> None:
+    page.goto(page.base + "/")
+    ui.wait_all_rendered()
+    legend = page.evaluate(
+        "() => [...document.querySelectorAll('#clip-legend li')].map(li => li.textContent.trim())"
+    )
+    names = page.evaluate(
+        "() => document.getElementById('clip-chart').data.slice(0, 4).map(t => t.name)"
+    )
+    colors = page.evaluate(
+        "() => document.getElementById('clip-chart').data.slice(0, 4).map(t => t.line.color)"
+    )
+    strokes = page.evaluate(
+        "() => [...document.querySelectorAll('#clip-legend li line')]"
+        ".map(l => l.getAttribute('stroke'))"
+    )
+    assert legend[:4] == names and strokes == colors
+    assert legend[4:] == ["marker at r (red when clipped)", "[1−ε, 1+ε]"]
+
+
 def test_a_broken_answer_is_not_remembered(page: Any, ui: Any) -> None:
     """A 200 whose body is cut off shows an error and is asked again next time (the page keeps
     GET answers by URL; it must not keep that one)."""

@@ -38,13 +38,34 @@ const SIDES = [
   { x: "x2", y: "y2", gx: "x4", gy: "y4" },
 ];
 
-/** [label, colour, dash] per curve; templates/panels/clip.html draws the same legend in HTML. */
+/** [label, colour, dash, width] per curve: the traces and the HTML legend both read it. */
 const CURVES = [
-  ["r·A (unclipped)", "#d62728", "dash"],
-  ["clip(r)·A", "#ff7f0e", "dot"],
-  ["PPO objective", "#1f4e9c", "solid"],
-  ["d objective / d r", "#2ca02c", "solid"],
+  ["r·A (unclipped)", "#d62728", "dash", 2],
+  ["clip(r)·A", "#ff7f0e", "dot", 2],
+  ["PPO objective", "#1f4e9c", "solid", 3],
+  ["d objective / d r", "#2ca02c", "solid", 2],
 ];
+
+/** One legend item per curve, before the template's marker and band items. */
+function drawLegend(list) {
+  const SVG = "http://www.w3.org/2000/svg";
+  const dashes = { dash: "6 4", dot: "2 3" };
+  const items = CURVES.map(([label, color, dash, width]) => {
+    const svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("width", "28");
+    svg.setAttribute("height", "10");
+    svg.setAttribute("aria-hidden", "true");
+    const stroke = document.createElementNS(SVG, "line");
+    const attrs = { x1: 1, y1: 5, x2: 27, y2: 5, stroke: color, "stroke-width": width };
+    if (dashes[dash]) attrs["stroke-dasharray"] = dashes[dash];
+    for (const [name, value] of Object.entries(attrs)) stroke.setAttribute(name, String(value));
+    svg.append(stroke);
+    const item = document.createElement("li");
+    item.append(svg, label);
+    return item;
+  });
+  list.prepend(...items);
+}
 
 /** [lo, hi] covering `values` and 0, padded by 8 % of the span. */
 function range(values) {
@@ -59,13 +80,13 @@ function range(values) {
 }
 
 function sideTraces(data, s) {
-  const line = ([name, color, dash], x, y, width = 2, shape = "linear") =>
+  const line = ([name, color, dash, width], x, y, shape = "linear") =>
     ({ name, mode: "lines", line: { color, dash, width, shape }, xaxis: x, yaxis: y });
   return [
     { x: data.ratio, y: data.unclipped, ...line(CURVES[0], s.x, s.y) },
     { x: data.ratio, y: data.clipped, ...line(CURVES[1], s.x, s.y) },
-    { x: data.ratio, y: data.objective, ...line(CURVES[2], s.x, s.y, 3) },
-    { x: data.ratio, y: data.gradient, ...line(CURVES[3], s.gx, s.gy, 2, "hv") },
+    { x: data.ratio, y: data.objective, ...line(CURVES[2], s.x, s.y) },
+    { x: data.ratio, y: data.gradient, ...line(CURVES[3], s.gx, s.gy, "hv") },
     { x: [data.point.ratio], y: [data.point.objective], name: "marker", mode: "markers",
       marker: { size: 11, color: data.point.clipped ? "#d62728" : "#1f4e9c" },
       xaxis: s.x, yaxis: s.y },
@@ -190,6 +211,7 @@ async function update(panel, v) {
 
 export default () => {
   const panel = createPanel("clip", { presets: PRESETS, update });
+  drawLegend(document.getElementById("clip-legend"));
   // Redraw when a resize (a phone turned sideways) crosses the one-column breakpoint.
   const div = document.getElementById("clip-chart");
   let narrow = div.clientWidth < NARROW_PX;
