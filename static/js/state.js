@@ -30,12 +30,6 @@ export function flush() {
   else window.history.replaceState(null, "", url);
 }
 
-function discard() {
-  if (timer) clearTimeout(timer);
-  timer = 0;
-  pending = null;
-}
-
 /** Set keys (null removes one). `gesture: true` groups a drag into one history entry. */
 export function update(changes, { gesture = false } = {}) {
   const query = params();
@@ -80,7 +74,10 @@ export function clearAll() {
 /** Call `fn(params)` when the back / forward buttons restore an earlier state. */
 export function onRestore(fn) {
   window.addEventListener("popstate", () => {
-    discard(); // the browser has moved to another entry: a pending write is stale
+    // The browser has moved to another entry: a pending write is stale.
+    if (timer) clearTimeout(timer);
+    timer = 0;
+    pending = null;
     gestureOpen = false;
     fn(params());
   });
