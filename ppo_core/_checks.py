@@ -78,11 +78,14 @@ def check_nonnegative(name: str, value: float) -> None:
         raise PPOInputError(name, f"must be a finite number >= 0, got {value}")
 
 
-def prepare_mask(mask: Tensor | None, like: Tensor, name: str = "mask") -> Tensor | None:
+def prepare_mask(
+    mask: Tensor | None, like: Tensor, name: str = "mask", *, allow_empty: bool = False
+) -> Tensor | None:
     """Validate a 0/1 mask with the shape of ``like`` and return it in ``like``'s dtype.
 
     ``None`` means "every token is valid" and is passed through, so callers can take the fast
-    unmasked path. A mask that selects no token is rejected: every masked mean would be 0 / 0.
+    unmasked path. A mask that selects no token is rejected (every masked mean would be 0 / 0)
+    unless ``allow_empty`` (0/1 flags such as episode ends).
     """
     if mask is None:
         return None
@@ -93,7 +96,7 @@ def prepare_mask(mask: Tensor | None, like: Tensor, name: str = "mask") -> Tenso
     if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
         raise PPOInputError(name, "values must be 0 or 1")
     out = mask.to(like.dtype)
-    if not bool(out.any()):
+    if not allow_empty and not bool(out.any()):
         raise PPOInputError(name, "selects no token (all zeros)")
     return out
 

@@ -1,23 +1,35 @@
 """Reductions from per-token terms to one scalar, with an explicit, named mode.
 
-The mode names are verl's ``loss_agg_mode`` (``verl/trainer/ppo/core_algos.py::agg_loss``).
-With a per-token matrix :math:`\\ell_{i,t}` of shape ``[B, T]`` and a 0/1 mask :math:`m_{i,t}`:
+The mode names are verl's ``loss_agg_mode`` (verl 0.9.1 ``verl/trainer/ppo/core_algos.py::
+agg_loss``, L1140-1206). With a per-token matrix :math:`\\ell_{i,t}` of shape ``[B, T]``, a 0/1
+mask :math:`m_{i,t}`, :math:`n_i = \\sum_t m_{i,t}` and :math:`S` the set of rows with
+:math:`n_i > 0`:
 
-* ``token-mean``: :math:`\\sum_{i,t} m_{i,t}\\ell_{i,t} / \\sum_{i,t} m_{i,t}` — every valid
-  token weighs the same (CleanRL, SB3, TRL, verl default).
-* ``seq-mean-token-mean``: :math:`\\frac{1}{|S|}\\sum_{i \\in S} \\frac{\\sum_t m_{i,t}\\ell_{i,t}}
-  {\\sum_t m_{i,t}}` — every sequence weighs the same (original GRPO).
-* ``seq-mean-token-sum``: :math:`\\frac{1}{|S|}\\sum_{i \\in S} \\sum_t m_{i,t}\\ell_{i,t}` —
-  longer sequences weigh more.
-* ``seq-mean-token-sum-norm``: :math:`\\sum_{i,t} m_{i,t}\\ell_{i,t} / T` with ``T`` the padded
-  length ``loss_mask.shape[-1]`` — a constant normaliser (Dr. GRPO).
+* ``token-mean``: :math:`\\sum_{i,t} m\\ell / \\sum_{i,t} m` — every valid token weighs the
+  same (CleanRL, SB3, verl default, TRL ``bnpo`` / ``dapo``).
+* ``token-sum``: :math:`\\sum_{i,t} m\\ell` — no normaliser at all.
+* ``seq-mean-token-mean``: :math:`\\frac{1}{|S|}\\sum_{i \\in S} \\frac{\\sum_t m\\ell}{n_i +
+  10^{-8}}` — every sequence weighs the same (original GRPO, TRL ``grpo``, OpenRLHF
+  ``token_level_loss=False``).
+* ``seq-mean-token-sum``: :math:`\\frac{1}{|S|}\\sum_{i \\in S} \\sum_t m\\ell` — longer
+  sequences weigh more.
+* ``seq-mean-token-sum-norm``: :math:`\\frac{1}{|S|\\,L}\\sum_{i \\in S} \\sum_t m\\ell` with
+  ``L = loss_scale_factor``, by default the padded length ``T`` — a constant normaliser
+  (Dr. GRPO's ``1 / (G · L_max)``; TRL ``dr_grpo`` with ``L = max_completion_length``).
 
-:math:`S` is the set of sequences with at least one valid token: an all-padding row is left out of
-the sequence mean instead of turning it into 0 / 0. A 1-D input is one sequence ``[1, T]``.
+An all-padding row is left out of the sequence means (verl, OpenRLHF); TRL's ``grpo``,
+``sapo``, ``luspo`` and ``dr_grpo`` count every row instead (:math:`|S| = B`, and
+``clamp(n_i, 1)`` in place of ``n_i + 1e-8``): ``count_empty_rows=True`` selects that rule.
+Every mode is linear in :math:`\\ell`, so each is a per-row weight times the row's masked sum:
+:func:`aggregation_weights` returns those weights (a token's share of the loss).
+A 1-D input is one sequence ``[1, T]``. Masked-out entries are dropped by selection, so a NaN
+or inf under a 0 of the mask never reaches the result (verl's ``seq-mean-*`` modes and
+OpenRLHF / TRL multiply instead, and would return NaN there).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal, get_args
 
 import torch
@@ -26,7 +38,11 @@ from torch import Tensor
 from ppo_core._checks import PPOInputError
 
 LossAggMode = Literal[
-    "token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"
+    "token-mean",
+    "token-sum",
+    "seq-mean-token-mean",
+    "seq-mean-token-sum",
+    "seq-mean-token-sum-norm",
 ]
 LOSS_AGG_MODES: tuple[str, ...] = get_args(LossAggMode)
 
@@ -71,13 +87,77 @@ def masked_var(values: Tensor, mask: Tensor | None, *, unbiased: bool = True) ->
     return var
 
 
-def aggregate(per_token: Tensor, mask: Tensor | None, mode: LossAggMode = "token-mean") -> Tensor:
+def _rows(x: Tensor) -> Tensor:
+    return x if x.dim() > 1 else x.unsqueeze(0)
+
+
+def _check_scale(loss_scale_factor: float | None) -> None:
+    if loss_scale_factor is not None and not (
+        math.isfinite(loss_scale_factor) and loss_scale_factor > 0
+    ):
+        raise PPOInputError(
+            "loss_scale_factor", f"must be a finite number > 0, got {loss_scale_factor}"
+        )
+
+
+def aggregation_weights(
+    mask: Tensor | None,
+    like: Tensor,
+    mode: LossAggMode = "token-mean",
+    *,
+    loss_scale_factor: float | None = None,
+    count_empty_rows: bool = False,
+) -> Tensor:
+    """Each token's weight in the aggregated loss: ``aggregate(l) == sum(w * l)`` over valid
+    tokens. ``w`` has the shape of ``like`` and is 0 at masked positions.
+
+    Formula (module docstring): ``token-mean`` ``1/N``, ``token-sum`` ``1``,
+    ``seq-mean-token-mean`` ``1/(|S| n_i)``, ``seq-mean-token-sum`` ``1/|S|``,
+    ``seq-mean-token-sum-norm`` ``1/(|S| L)``. The weights live on ``like``'s device and dtype.
+
+    Examples:
+        >>> import torch
+        >>> m = torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, 0.0, 0.0, 0.0]])
+        >>> aggregation_weights(m, m, "seq-mean-token-mean")[:, 0]  # 1/(2·4) and 1/(2·1)
+        tensor([0.1250, 0.5000])
+    """
+    check_loss_agg_mode(mode)
+    _check_scale(loss_scale_factor)
+    m = torch.ones_like(like) if mask is None else mask.to(like.dtype)
+    rows = _rows(m)
+    counts = rows.sum(dim=-1)
+    if mode == "token-mean":
+        return m / m.sum()
+    if mode == "token-sum":
+        return m
+    n_rows = rows.new_tensor(rows.shape[0]) if count_empty_rows else (counts > 0).sum()
+    if mode == "seq-mean-token-mean":
+        per_row = 1.0 / (counts.clamp(min=1) if count_empty_rows else counts + 1e-8)
+    else:
+        per_row = torch.ones_like(counts)
+        if mode == "seq-mean-token-sum-norm":
+            per_row = per_row / (rows.shape[-1] if loss_scale_factor is None else loss_scale_factor)
+    return (rows * (per_row / n_rows).unsqueeze(-1)).reshape(like.shape)
+
+
+def aggregate(
+    per_token: Tensor,
+    mask: Tensor | None,
+    mode: LossAggMode = "token-mean",
+    *,
+    loss_scale_factor: float | None = None,
+    count_empty_rows: bool = False,
+) -> Tensor:
     """Reduce per-token values to a scalar with a named ``loss_agg_mode``.
 
     Args:
         per_token: Per-token values, ``[T]`` or ``[B, T]``.
         mask: 0/1 mask of the same shape, or ``None`` for "all valid".
         mode: One of :data:`LOSS_AGG_MODES` (formulas in the module docstring).
+        loss_scale_factor: ``L`` of ``seq-mean-token-sum-norm`` (verl's knob of that name);
+            ``None`` = the padded length ``T``. Ignored by the other modes.
+        count_empty_rows: Sequence means over every row, all-padding rows counting 0 (TRL);
+            ``False`` leaves them out (verl, OpenRLHF).
 
     Returns:
         A 0-dim tensor (keeps the autograd graph of ``per_token``).
@@ -89,21 +169,30 @@ def aggregate(per_token: Tensor, mask: Tensor | None, mode: LossAggMode = "token
         >>> aggregate(x, m, "token-mean"), aggregate(x, m, "seq-mean-token-mean")
         (tensor(1.7500), tensor(2.5000))
         >>> aggregate(x, m, "seq-mean-token-sum"), aggregate(x, m, "seq-mean-token-sum-norm")
-        (tensor(3.5000), tensor(2.3333))
+        (tensor(3.5000), tensor(1.1667))
+        >>> aggregate(x, m, "seq-mean-token-sum-norm", loss_scale_factor=7.0)
+        tensor(0.5000)
     """
     check_loss_agg_mode(mode)
+    _check_scale(loss_scale_factor)
     if mode == "token-mean":
         return masked_mean(per_token, mask)
-    rows = per_token if per_token.dim() > 1 else per_token.unsqueeze(0)
-    row_mask = None if mask is None else (mask if mask.dim() > 1 else mask.unsqueeze(0))
+    if mode == "token-sum":
+        return (per_token if mask is None else _masked_zero(per_token, mask)).sum()
+    rows = _rows(per_token)
+    row_mask = None if mask is None else _rows(mask)
     token_sum = (rows if row_mask is None else _masked_zero(rows, row_mask)).sum(dim=-1)
-    if mode == "seq-mean-token-sum-norm":
-        return token_sum.sum() / rows.shape[-1]
     if row_mask is None:
-        per_seq = token_sum / rows.shape[-1] if mode == "seq-mean-token-mean" else token_sum
-        return per_seq.mean()
-    counts = row_mask.sum(dim=-1)
-    has_tokens = (counts > 0).to(rows.dtype)
+        counts = torch.full_like(token_sum, rows.shape[-1])
+    else:
+        counts = row_mask.sum(dim=-1).to(rows.dtype)
+    has_tokens = counts > 0
+    n_rows = rows.shape[0] if count_empty_rows else has_tokens.sum()
     if mode == "seq-mean-token-mean":
-        token_sum = token_sum / counts.clamp(min=1)
-    return (token_sum * has_tokens).sum() / has_tokens.sum()
+        token_sum = token_sum / (counts.clamp(min=1) if count_empty_rows else counts + 1e-8)
+    if not count_empty_rows:
+        token_sum = torch.where(has_tokens, token_sum, torch.zeros((), dtype=rows.dtype))
+    loss = token_sum.sum() / n_rows
+    if mode == "seq-mean-token-sum-norm":
+        loss = loss / (rows.shape[-1] if loss_scale_factor is None else loss_scale_factor)
+    return loss

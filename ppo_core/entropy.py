@@ -78,7 +78,7 @@ class _ChunkedEntropy(torch.autograd.Function):
     def forward(ctx: Any, logits: Tensor) -> Tensor:
         flat = logits.reshape(-1, logits.shape[-1])
         rows = max(1, _CHUNK_ELEMENTS // max(1, flat.shape[-1]))
-        out = torch.empty(flat.shape[0], dtype=logits.dtype)
+        out = torch.empty(flat.shape[0], dtype=logits.dtype, device=logits.device)
         for start in range(0, flat.shape[0], rows):
             out[start : start + rows] = _row_entropy(flat[start : start + rows])[0]
         ctx.save_for_backward(logits, out)

@@ -12,14 +12,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ppo_core._checks import PPOInputError, check_same_shape, prepare_mask
+from ppo_core._checks import PPOInputError, check_float, check_same_shape, prepare_mask
 from ppo_core.advantages import gae, normalize_advantages, whiten
 from ppo_core.aggregation import aggregate, masked_mean, masked_var
 from ppo_core.conventions import CONVENTIONS, Convention
 from ppo_core.diagnostics import explained_variance
 from ppo_core.entropy import compute_entropy, entropy_from_logits
 from ppo_core.kl import kl_per_token
-from ppo_core.policy import PolicyLossOutput, compute_ppo_loss, policy_loss
+from ppo_core.policy import PolicyLossOutput, compute_ppo_loss, policy_loss, sequence_advantages
+from ppo_core.rollout import RolloutCorrection, rollout_correction
 from ppo_core.value import ValueLossOutput, compute_value_loss, value_loss
 
 
@@ -40,6 +41,8 @@ class TotalLossOutput:
     advantages: Tensor
     """The advantages the policy loss used (after the convention's normalisation)."""
     explained_variance: float | None
+    rollout: RolloutCorrection | None = None
+    """Rollout correction applied to the policy loss (``None`` without it)."""
 
 
 def compute_advantages(
@@ -68,6 +71,7 @@ def ppo_total_loss(
     logits: Tensor | None = None,
     entropy: Tensor | None = None,
     ref_logprobs: Tensor | None = None,
+    rollout_logprobs: Tensor | None = None,
     convention: Convention = CONVENTIONS["seed"],
 ) -> TotalLossOutput:
     """Total PPO loss and every diagnostic, computed as ``convention`` computes them.
@@ -89,6 +93,8 @@ def ppo_total_loss(
         logits: ``[..., V]`` logits whose leading shape is ``logprobs.shape``, for the entropy.
         entropy: Per-token entropies instead of logits (same shape as ``logprobs``).
         ref_logprobs: Reference-policy log-probs, for the KL (same shape).
+        rollout_logprobs: The inference engine's log-probs, for rollout correction when the
+            convention sets ``rollout_is_level`` (same shape).
         convention: The preset whose knobs apply (:data:`CONVENTIONS`).
 
     Returns:
@@ -101,6 +107,8 @@ def ppo_total_loss(
         >>> float(out.total_loss), float(out.value.loss)  # policy 0, value 1 * 0.5
         (0.5, 1.0)
     """
+    check_float("advantages", advantages)
+    advantages = sequence_advantages(advantages, logprobs)
     check_same_shape(
         "logprobs",
         logprobs,
@@ -111,6 +119,7 @@ def ppo_total_loss(
         old_values=old_values,
         entropy=entropy,
         ref_logprobs=ref_logprobs,
+        rollout_logprobs=rollout_logprobs,
     )
     if logits is not None and entropy is not None:
         raise PPOInputError("entropy", "give logits or per-token entropy, not both")
@@ -130,17 +139,24 @@ def ppo_total_loss(
             std = masked_var(advantages, m, unbiased=True).sqrt()
             advantages = (advantages - masked_mean(advantages, m)) / (std + 1e-8)
 
-    pol = policy_loss(
+    correction = None
+    if rollout_logprobs is not None and c.rollout_is_level is not None:
+        correction = rollout_correction(
+            old_logprobs,
+            rollout_logprobs,
+            m,
+            level=c.rollout_is_level,
+            mode=c.rollout_is_mode,
+            threshold=c.rollout_is_threshold,
+            threshold_low=c.rollout_is_threshold_low,
+        )
+    pol = convention_policy_loss(
         logprobs,
         old_logprobs,
         advantages,
         m,
-        clip_ratio=c.clip_ratio,
-        clip_ratio_low=c.clip_ratio_low,
-        clip_ratio_high=c.clip_ratio_high,
-        dual_clip=c.dual_clip,
-        log_ratio_clamp=c.log_ratio_clamp,
-        loss_agg_mode=c.loss_agg_mode,
+        c,
+        rollout_is_weights=None if correction is None else correction.weights,
     )
     clip_value = c.value_clip_range is not None and old_values is not None
     val = value_loss(
@@ -159,16 +175,24 @@ def ppo_total_loss(
     if logits is not None:
         entropy = entropy_from_logits(logits)
     if entropy is not None:
-        ent = aggregate(entropy, m, c.loss_agg_mode)
+        ent = aggregate(
+            entropy,
+            m,
+            c.loss_agg_mode,
+            loss_scale_factor=c.loss_scale_factor,
+            count_empty_rows=c.count_empty_rows,
+        )
         total = total - c.entropy_coef * ent
 
     kl = None
     kl_in_loss = False
     if ref_logprobs is not None:
         kl = aggregate(
-            kl_per_token(logprobs, ref_logprobs, c.kl_estimator, log_ratio_clamp=c.log_ratio_clamp),
+            kl_per_token(logprobs, ref_logprobs, c.kl_estimator, clamp=c.kl_clamp),
             m,
             c.loss_agg_mode,
+            loss_scale_factor=c.loss_scale_factor,
+            count_empty_rows=c.count_empty_rows,
         )
         if c.kl_placement == "loss" and c.kl_coef > 0:
             total = total + c.kl_coef * kl
@@ -184,6 +208,41 @@ def ppo_total_loss(
         value_clip_applied=clip_value,
         advantages=advantages,
         explained_variance=explained_variance(values, returns, m),
+        rollout=correction,
+    )
+
+
+def convention_policy_loss(
+    logprobs: Tensor,
+    old_logprobs: Tensor,
+    advantages: Tensor,
+    mask: Tensor | None,
+    convention: Convention,
+    *,
+    rollout_is_weights: Tensor | None = None,
+) -> PolicyLossOutput:
+    """:func:`ppo_core.policy.policy_loss` with every policy knob taken from ``convention``."""
+    c = convention
+    return policy_loss(
+        logprobs,
+        old_logprobs,
+        advantages,
+        mask,
+        policy_loss_mode=c.policy_loss_mode,
+        clip_ratio=c.clip_ratio,
+        clip_ratio_low=c.clip_ratio_low,
+        clip_ratio_high=c.clip_ratio_high,
+        dual_clip=c.dual_clip,
+        log_ratio_clamp=c.log_ratio_clamp,
+        loss_agg_mode=c.loss_agg_mode,
+        loss_scale_factor=c.loss_scale_factor,
+        count_empty_rows=c.count_empty_rows,
+        sapo_tau_pos=c.sapo_tau_pos,
+        sapo_tau_neg=c.sapo_tau_neg,
+        cispo_clip=c.cispo_clip,
+        gspo_stop_gradient=c.gspo_stop_gradient,
+        gspo_log_ratio_max=c.gspo_log_ratio_max,
+        rollout_is_weights=rollout_is_weights,
     )
 
 

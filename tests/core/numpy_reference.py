@@ -34,12 +34,23 @@ def ones_mask(x: ArrayLike) -> Array:
 # --------------------------------------------------------------------------- aggregation
 
 
-def aggregate(per_token: ArrayLike, mask: ArrayLike | None, mode: str) -> float:
-    """verl ``agg_loss``; rows with no valid token are left out of sequence means."""
+def aggregate(
+    per_token: ArrayLike,
+    mask: ArrayLike | None,
+    mode: str,
+    *,
+    loss_scale_factor: float | None = None,
+    count_empty_rows: bool = False,
+) -> float:
+    """verl 0.9.1 ``agg_loss`` (rows with no valid token left out of sequence means, per-row
+    token means over ``n + 1e-8``); ``count_empty_rows``: TRL's rule (every row counts,
+    ``max(n, 1)``)."""
     x = as_rows(per_token)
     m = ones_mask(x) if mask is None else as_rows(mask)
     if mode == "token-mean":
         return float(np.sum(x * m) / np.sum(m))
+    if mode == "token-sum":
+        return float(np.sum(x * m))
     row_sums, row_counts = [], []
     for row, row_mask in zip(x, m, strict=True):
         total = 0.0
@@ -48,16 +59,20 @@ def aggregate(per_token: ArrayLike, mask: ArrayLike | None, mode: str) -> float:
                 total += value
         row_sums.append(total)
         row_counts.append(int(np.sum(row_mask)))
+    if mode == "seq-mean-token-mean":
+        per_row = [
+            s / (max(c, 1) if count_empty_rows else c + 1e-8)
+            for s, c in zip(row_sums, row_counts, strict=True)
+        ]
+    elif mode in ("seq-mean-token-sum", "seq-mean-token-sum-norm"):
+        per_row = row_sums
+    else:
+        raise ValueError(mode)
+    kept = [v for v, c in zip(per_row, row_counts, strict=True) if c > 0 or count_empty_rows]
+    loss = sum(kept) / len(kept)
     if mode == "seq-mean-token-sum-norm":
-        return float(sum(row_sums) / x.shape[-1])
-    kept = [
-        (s / c if mode == "seq-mean-token-mean" else s)
-        for s, c in zip(row_sums, row_counts, strict=True)
-        if c > 0
-    ]
-    if mode in ("seq-mean-token-mean", "seq-mean-token-sum"):
-        return float(sum(kept) / len(kept))
-    raise ValueError(mode)
+        loss /= x.shape[-1] if loss_scale_factor is None else loss_scale_factor
+    return float(loss)
 
 
 def masked_mean(x: ArrayLike, mask: ArrayLike | None) -> float:
@@ -215,16 +230,56 @@ def entropy(logits: ArrayLike, temperature: float = 1.0) -> Array:
     return out.reshape(z.shape[:-1])
 
 
-def kl_per_token(logprobs: ArrayLike, ref_logprobs: ArrayLike, estimator: str) -> Array:
-    """Schulman's estimators of KL(pi || ref) with log rho = ref - pi (samples from pi)."""
+def kl_per_token(
+    logprobs: ArrayLike, ref_logprobs: ArrayLike, estimator: str, clamp: str = "none"
+) -> Array:
+    """Schulman's estimators of KL(pi || ref) with log rho = ref - pi (samples from pi), and
+    the clamps verl (k3: log rho to ±20, value to ±10) and OpenRLHF (k3: log rho <= 10; every
+    value to ±10) apply."""
     log_rho = f64(ref_logprobs) - f64(logprobs)
     if estimator == "k1":
-        return -log_rho
-    if estimator == "k2":
-        return 0.5 * log_rho**2
-    if estimator == "k3":
-        return (np.exp(log_rho) - 1.0) - log_rho
-    raise ValueError(estimator)
+        out = -log_rho
+    elif estimator == "k2":
+        out = 0.5 * log_rho**2
+    elif estimator == "abs":
+        out = np.abs(log_rho)
+    elif estimator in ("k3", "k3+"):
+        x = log_rho
+        if clamp == "verl":
+            x = np.clip(x, -20, 20)
+        elif clamp == "openrlhf":
+            x = np.minimum(x, 10)
+        out = (np.exp(x) - 1.0) - x
+        if clamp == "verl":
+            out = np.clip(out, -10, 10)
+    else:
+        raise ValueError(estimator)
+    if clamp == "openrlhf":
+        out = np.clip(out, -10, 10)
+    return out
+
+
+def kl_gradient(
+    logprobs: ArrayLike, ref_logprobs: ArrayLike, estimator: str, clamp: str = "none"
+) -> Array:
+    """d k / d log pi, analytic: k1 1, k2 d, abs sign(d), k3 1 - e^-d (0 where clamped), k3+ d."""
+    d = f64(logprobs) - f64(ref_logprobs)
+    if estimator == "k1":
+        g = np.ones_like(d)
+    elif estimator in ("k2", "k3+"):
+        return d
+    elif estimator == "abs":
+        g = np.sign(d)
+    else:
+        g = 1.0 - np.exp(-d)
+        value = kl_per_token(logprobs, ref_logprobs, "k3", "none")
+        if clamp == "verl":
+            g = np.where((np.abs(d) > 20) | (value > 10), 0.0, g)
+        elif clamp == "openrlhf":
+            g = np.where((d < -10) | (value > 10), 0.0, g)
+    if clamp == "openrlhf":
+        g = np.where(np.abs(kl_per_token(logprobs, ref_logprobs, estimator, "none")) > 10, 0.0, g)
+    return g
 
 
 class AdaptiveKL:
@@ -383,21 +438,47 @@ def total_loss(
 ) -> dict[str, Any]:
     """Total loss assembled from a convention's knobs (a plain dict of its fields)."""
     mode = knobs["loss_agg_mode"]
+    agg_knobs = {
+        "loss_scale_factor": knobs["loss_scale_factor"],
+        "count_empty_rows": knobs["count_empty_rows"],
+    }
     adv = f64(advantages)
     if knobs["advantage_norm"] == "minibatch":
         adv = normalize_advantages(adv, mask)
-    pol = policy_loss(
-        logprobs,
-        old_logprobs,
-        adv,
-        mask,
-        clip_ratio=knobs["clip_ratio"],
-        clip_ratio_low=knobs["clip_ratio_low"],
-        clip_ratio_high=knobs["clip_ratio_high"],
-        dual_clip=knobs["dual_clip"],
-        log_ratio_clamp=knobs["log_ratio_clamp"],
-        loss_agg_mode=mode,
-    )
+    if knobs["policy_loss_mode"] == "vanilla" and not knobs["count_empty_rows"]:
+        pol = policy_loss(
+            logprobs,
+            old_logprobs,
+            adv,
+            mask,
+            clip_ratio=knobs["clip_ratio"],
+            clip_ratio_low=knobs["clip_ratio_low"],
+            clip_ratio_high=knobs["clip_ratio_high"],
+            dual_clip=knobs["dual_clip"],
+            log_ratio_clamp=knobs["log_ratio_clamp"],
+            loss_agg_mode=mode,
+        )
+    else:
+        eps = knobs["clip_ratio"]
+        pol = policy_family(
+            logprobs,
+            old_logprobs,
+            adv,
+            mask,
+            mode=knobs["policy_loss_mode"],
+            eps_low=eps if knobs["clip_ratio_low"] is None else knobs["clip_ratio_low"],
+            eps_high=eps if knobs["clip_ratio_high"] is None else knobs["clip_ratio_high"],
+            dual_clip=knobs["dual_clip"],
+            log_ratio_clamp=knobs["log_ratio_clamp"],
+            loss_agg_mode=mode,
+            loss_scale_factor=knobs["loss_scale_factor"],
+            count_empty_rows=knobs["count_empty_rows"],
+            tau_pos=knobs["sapo_tau_pos"],
+            tau_neg=knobs["sapo_tau_neg"],
+            cispo_clip=knobs["cispo_clip"],
+            gspo_stop_gradient=knobs["gspo_stop_gradient"],
+            gspo_log_ratio_max=knobs["gspo_log_ratio_max"],
+        )
     clip = knobs["value_clip_range"] if old_values is not None else None
     val = value_loss(
         values,
@@ -412,15 +493,12 @@ def total_loss(
     total = pol["loss"] + knobs["vf_coef"] * val["loss"]
     ent = None
     if logits is not None:
-        ent = aggregate(entropy(logits), mask, mode)
+        ent = aggregate(entropy(logits), mask, mode, **agg_knobs)
         total -= knobs["entropy_coef"] * ent
     kl = None
     if ref_logprobs is not None:
-        lp, ref = f64(logprobs), f64(ref_logprobs)
-        if knobs["log_ratio_clamp"] is not None:
-            c = knobs["log_ratio_clamp"]
-            ref = lp - np.clip(lp - ref, -c, c)
-        kl = aggregate(kl_per_token(lp, ref, knobs["kl_estimator"]), mask, mode)
+        per_token = kl_per_token(logprobs, ref_logprobs, knobs["kl_estimator"], knobs["kl_clamp"])
+        kl = aggregate(per_token, mask, mode, **agg_knobs)
         if knobs["kl_placement"] == "loss":
             total += knobs["kl_coef"] * kl
     return {
@@ -432,3 +510,179 @@ def total_loss(
         "advantages": adv,
         "explained_variance": explained_variance(values, returns, mask),
     }
+
+
+# --------------------------------------------------------------------------- policy-loss family
+
+
+def _sigmoid(x: Array) -> Array:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def policy_family(
+    logprobs: ArrayLike,
+    old_logprobs: ArrayLike,
+    advantages: ArrayLike,
+    mask: ArrayLike | None = None,
+    *,
+    mode: str = "vanilla",
+    eps_low: float = 0.2,
+    eps_high: float = 0.2,
+    dual_clip: float | None = None,
+    log_ratio_clamp: float | None = None,
+    loss_agg_mode: str = "token-mean",
+    loss_scale_factor: float | None = None,
+    count_empty_rows: bool = False,
+    tau_pos: float = 1.0,
+    tau_neg: float = 1.05,
+    cispo_clip: str = "band",
+    gspo_stop_gradient: bool = True,
+    gspo_log_ratio_max: float | None = None,
+    is_weights: ArrayLike | None = None,
+) -> dict[str, Any]:
+    """Every ``policy_loss_mode`` re-derived in NumPy, written from the papers / FORMULAS.md,
+    with its analytic gradient ``d loss / d logprobs`` (2-D inputs; A broadcast if [B])."""
+    lp, old = as_rows(logprobs), as_rows(old_logprobs)
+    a = f64(advantages)
+    a = (
+        np.broadcast_to(a[:, None], lp.shape).copy()
+        if a.ndim == 1 and lp.shape[0] > 1
+        else as_rows(a)
+    )
+    m = ones_mask(lp) if mask is None else as_rows(mask)
+    w_is = np.ones_like(lp) if is_weights is None else as_rows(is_weights)
+    raw = lp - old
+    lr = raw if log_ratio_clamp is None else np.clip(raw, -log_ratio_clamp, log_ratio_clamp)
+    in_clamp = np.abs(raw) <= (np.inf if log_ratio_clamp is None else log_ratio_clamp)
+    n = m.sum(-1, keepdims=True)
+    lo, hi = 1.0 - eps_low, 1.0 + eps_high
+    # weights of the aggregation: L = sum_t agg_w * loss_t
+    agg_w = np.zeros_like(lp)
+    for i in range(lp.shape[0]):
+        for t in range(lp.shape[1]):
+            e = np.zeros_like(lp)
+            e[i, t] = 1.0
+            agg_w[i, t] = aggregate(
+                e, m, loss_agg_mode, loss_scale_factor=loss_scale_factor,
+                count_empty_rows=count_empty_rows,
+            ) if m[i, t] > 0 else 0.0  # fmt: skip
+    if mode in ("vanilla", "gspo"):
+        if mode == "vanilla":
+            x = np.exp(lr)
+            dx_own = x * in_clamp  # d x_t / d lp_t
+        else:
+            seq = (np.where(m > 0, raw, 0.0)).sum(-1, keepdims=True) / np.maximum(n, 1)
+            log_s = np.broadcast_to(seq, lp.shape)
+            cap_ok = np.ones_like(lp, dtype=bool)
+            if gspo_log_ratio_max is not None:
+                cap_ok = log_s <= gspo_log_ratio_max
+                log_s = np.minimum(log_s, gspo_log_ratio_max)
+            x = np.exp(log_s)
+            dx_own = x * cap_ok
+        unclipped = x * a
+        clipped = np.clip(x, lo, hi) * a
+        loss = -np.minimum(unclipped, clipped)
+        clipped_taken = -clipped > -unclipped
+        lower = np.zeros_like(clipped_taken)
+        if dual_clip is not None:
+            lower = (a < 0) & (loss > -dual_clip * a)
+            loss = np.where(lower, -dual_clip * a, loss)
+        active = ~clipped_taken & ~lower  # the unclipped branch, whose gradient is -A dx
+        dloss_dx = np.where(active, -a, 0.0)
+        if mode == "vanilla" or gspo_stop_gradient:
+            grad = agg_w * w_is * dloss_dx * dx_own
+        else:  # through the mean: every token of row i gets (1/n_i) sum_u w_u dloss_u/dx
+            row = (agg_w * w_is * dloss_dx * dx_own).sum(-1, keepdims=True)
+            grad = m * row / np.maximum(n, 1)
+        ratio = x
+    elif mode == "cispo":
+        r = np.exp(lr)
+        w = np.clip(r, lo, hi) if cispo_clip == "band" else np.minimum(r, eps_high)
+        loss = -w * a * lp
+        grad = agg_w * w_is * (-w * a)
+        clipped_taken, lower, ratio = w != r, np.zeros_like(r, dtype=bool), r
+    elif mode == "sapo":
+        r = np.exp(lr)
+        tau = np.where(a > 0, tau_pos, tau_neg)
+        sig = _sigmoid(tau * (r - 1.0))
+        loss = -sig * 4.0 / tau * a
+        grad = agg_w * w_is * (-4.0 * a * sig * (1.0 - sig) * r * in_clamp)
+        clipped_taken, lower, ratio = np.zeros_like(r, dtype=bool), np.zeros_like(r, dtype=bool), r
+    elif mode == "gpg":
+        loss = -lp * a
+        grad = agg_w * w_is * (-a)
+        ratio = np.exp(lr)
+        clipped_taken, lower = np.zeros_like(lp, dtype=bool), np.zeros_like(lp, dtype=bool)
+    elif mode == "geo_mean":
+        sign = np.sign(a)
+        clamped = np.clip(raw, -eps_low, eps_high)
+        kept = sign * np.minimum(sign * raw, sign * clamped)
+        free = (sign * raw <= sign * clamped) & (sign != 0)  # d kept / d lp = 1 there
+        denom = n + 1e-8
+        seq_ratio = np.exp((kept * m).sum(-1, keepdims=True) / denom)
+        seq_adv = (a * m).sum(-1, keepdims=True) / denom
+        seq_w = np.ones_like(seq_ratio)
+        if is_weights is not None:
+            seq_w = np.exp((np.log(w_is + 1e-10) * m).sum(-1, keepdims=True) / denom)
+        row_loss = -seq_adv * seq_ratio * seq_w
+        b = lp.shape[0]
+        out_loss = float(row_loss.mean())
+        grad = (row_loss / b) * m * free / denom
+        clip_flag = raw != clamped
+        return {
+            **_family_kl(raw, lr, m, lo, hi, log_ratio_clamp),
+            "loss": out_loss,
+            "per_token_loss": np.broadcast_to(row_loss, lp.shape).copy(),
+            "grad": grad,
+            "ratio": np.broadcast_to(seq_ratio, lp.shape).copy(),
+            "clip_fraction": masked_mean(clip_flag & (a > 0), m),
+            "clip_fraction_lower": masked_mean(clip_flag & (a < 0), m),
+        }
+    else:
+        raise ValueError(mode)
+    loss = loss * w_is
+    return {
+        **_family_kl(raw, lr, m, lo, hi, log_ratio_clamp),
+        "loss": float((agg_w * np.where(m > 0, loss, 0.0)).sum()),
+        "per_token_loss": loss,
+        "grad": grad,
+        "ratio": ratio,
+        "clip_fraction": masked_mean(clipped_taken, m),
+        "clip_fraction_lower": masked_mean(lower, m),
+    }
+
+
+def _family_kl(
+    raw: Array, lr: Array, m: Array, lo: float, hi: float, clamp: float | None
+) -> dict[str, float]:
+    """The token-level diagnostics every mode reports: k1 / k2 on the log-ratio clamped only
+    by an explicit clamp, k3 on the one the mode used, ratio outside the band."""
+    kl_lr = raw if clamp is None else np.clip(raw, -clamp, clamp)
+    r = np.exp(lr)
+    return {
+        "ratio_outside_fraction": masked_mean((r < lo) | (r > hi), m),
+        "approx_kl": masked_mean(-kl_lr, m),
+        "approx_kl_k2": masked_mean(kl_lr**2 / 2, m),
+        "approx_kl_k3": masked_mean(np.expm1(lr) - lr, m),
+    }
+
+
+def rollout_weights(
+    old: ArrayLike, rollout: ArrayLike, mask: ArrayLike, *, level: str, mode: str,
+    threshold: float, threshold_low: float | None,
+) -> Array:  # fmt: skip
+    """verl's TIS / IcePop weights (FORMULAS.md §1.6), NumPy."""
+    lr = as_rows(old) - as_rows(rollout)
+    m = as_rows(mask)
+    if level == "token":
+        raw = np.exp(np.clip(lr, -20, 20))
+    else:
+        raw = np.broadcast_to(np.exp(np.clip((lr * m).sum(-1, keepdims=True), -20, 20)), lr.shape)
+    raw = raw * m
+    if mode == "truncate":
+        w = np.minimum(raw, threshold)
+        if threshold_low is not None:
+            w = np.maximum(w, threshold_low) * m
+        return w
+    low = 1.0 / threshold if threshold_low is None else threshold_low
+    return np.where((raw >= low) & (raw <= threshold) & (m > 0), raw, 0.0)

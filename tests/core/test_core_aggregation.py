@@ -9,11 +9,13 @@ import torch
 from core_inputs import SHAPES, generator, ragged_mask
 
 from ppo_core import LOSS_AGG_MODES, aggregate, explained_variance, histogram, masked_mean
+from ppo_core.aggregation import aggregation_weights
 
 
 def test_modes_are_verls():
     assert set(LOSS_AGG_MODES) == {
         "token-mean",
+        "token-sum",
         "seq-mean-token-mean",
         "seq-mean-token-sum",
         "seq-mean-token-sum-norm",
@@ -39,17 +41,24 @@ def test_aggregate_hand_computed_with_empty_row():
     #   token-mean = (1 + 2 + 4) / 3 = 7/3
     #   seq-mean-token-mean = (1.5 + 4) / 2 = 2.75   (row 3 excluded, not a 0)
     #   seq-mean-token-sum = (3 + 4) / 2 = 3.5
-    #   seq-mean-token-sum-norm = (3 + 4) / 3 (T = 3) = 7/3
+    #   seq-mean-token-sum-norm = (3 + 4) / 2 rows / 3 (T = 3) = 7/6 (verl 0.9.1: the mean over
+    #   non-empty rows of the row sum / T; before the fix this was sum / T = 7/3, off by 2 rows)
     x = torch.tensor([[1.0, 2, 3], [4, 5, 6], [7, 8, 9]], dtype=torch.float64)
     m = torch.tensor([[1.0, 1, 0], [1, 0, 0], [0, 0, 0]], dtype=torch.float64)
     assert aggregate(x, m, "token-mean").item() == pytest.approx(7 / 3)
+    assert aggregate(x, m, "token-sum").item() == pytest.approx(7.0)
     assert aggregate(x, m, "seq-mean-token-mean").item() == pytest.approx(2.75)
     assert aggregate(x, m, "seq-mean-token-sum").item() == pytest.approx(3.5)
-    assert aggregate(x, m, "seq-mean-token-sum-norm").item() == pytest.approx(7 / 3)
+    assert aggregate(x, m, "seq-mean-token-sum-norm").item() == pytest.approx(7 / 6)
+    assert aggregate(x, m, "seq-mean-token-sum-norm", loss_scale_factor=7.0).item() == 0.5
+    # TRL's rule: the empty row counts (3 rows), per-row means over max(n, 1).
+    tr = {"count_empty_rows": True}
+    assert aggregate(x, m, "seq-mean-token-mean", **tr).item() == pytest.approx(5.5 / 3)
+    assert aggregate(x, m, "seq-mean-token-sum-norm", **tr).item() == pytest.approx(7 / 9)
     # No mask: row means 2, 5, 8 -> 5; row sums 6, 15, 24 -> 15; 45 / 3 = 15
     assert aggregate(x, None, "seq-mean-token-mean").item() == pytest.approx(5.0)
     assert aggregate(x, None, "seq-mean-token-sum").item() == pytest.approx(15.0)
-    assert aggregate(x, None, "seq-mean-token-sum-norm").item() == pytest.approx(15.0)
+    assert aggregate(x, None, "seq-mean-token-sum-norm").item() == pytest.approx(5.0)
     # 1-D is one sequence: sum-norm = sum / T; the others are the (masked) mean or sum.
     v = torch.tensor([1.0, 2.0, 6.0])
     assert aggregate(v, None, "seq-mean-token-sum-norm").item() == pytest.approx(3.0)
@@ -64,10 +73,14 @@ def test_aggregate_keeps_the_graph():
         "token-mean": [[1 / 3, 1 / 3, 0], [1 / 3, 0, 0]],
         "seq-mean-token-mean": [[0.25, 0.25, 0], [0.5, 0, 0]],
         "seq-mean-token-sum": [[0.5, 0.5, 0], [0.5, 0, 0]],
-        "seq-mean-token-sum-norm": [[1 / 3, 1 / 3, 0], [1 / 3, 0, 0]],
+        "seq-mean-token-sum-norm": [[1 / 6, 1 / 6, 0], [1 / 6, 0, 0]],
+        "token-sum": [[1, 1, 0], [1, 0, 0]],
     }.items():
         (grad,) = torch.autograd.grad(aggregate(x, m, mode), x)
         assert grad.tolist() == [pytest.approx(row) for row in expected], mode
+        # aggregation_weights is the same gradient, without autograd.
+        weights = aggregation_weights(m, x.detach(), mode)
+        assert weights.tolist() == [pytest.approx(row) for row in expected], mode
 
 
 def test_masked_mean():

@@ -211,7 +211,8 @@ def test_hand_computed_agg_modes_with_mask():
     #   token-mean = (-1 - 2 - 4) / 3 = -7/3
     #   seq-mean-token-mean = ((-1 - 2) / 2 + (-4) / 1) / 2 = -2.75
     #   seq-mean-token-sum = (-3 + -4) / 2 = -3.5
-    #   seq-mean-token-sum-norm = (-3 + -4) / 3 (padded length) = -7/3
+    #   seq-mean-token-sum-norm = (-3 + -4) / 2 rows / 3 (padded length) = -7/6 (verl 0.9.1)
+    #   token-sum = -7
     adv = torch.tensor([[1.0, 2, 3], [4, 5, 6]], dtype=torch.float64)
     zeros = torch.zeros_like(adv)
     mask = torch.tensor([[1.0, 1, 0], [1, 0, 0]])
@@ -219,11 +220,13 @@ def test_hand_computed_agg_modes_with_mask():
         "token-mean": -7 / 3,
         "seq-mean-token-mean": -2.75,
         "seq-mean-token-sum": -3.5,
-        "seq-mean-token-sum-norm": -7 / 3,
+        "seq-mean-token-sum-norm": -7 / 6,
+        "token-sum": -7.0,
     }
     for mode, value in expected.items():
         out = policy_loss(zeros, zeros, adv, mask, loss_agg_mode=mode)
-        assert out.loss.item() == pytest.approx(value, abs=1e-12), mode
+        # verl divides a row's sum by n + 1e-8 in seq-mean-token-mean: relative 1e-8.
+        assert out.loss.item() == pytest.approx(value, rel=1e-8), mode
 
 
 def test_hand_computed_asymmetric_clip():

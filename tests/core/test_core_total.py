@@ -17,7 +17,7 @@ from ppo_core import (
     get_convention,
     ppo_total_loss,
 )
-from ppo_core.policy import PolicyLossOutput
+from ppo_core.policy import POLICY_LOSS_MODES, PolicyLossOutput
 
 VOCAB = 12
 
@@ -205,7 +205,12 @@ def test_convention_records_are_complete(name):
     assert c.clip_fraction_metric in PolicyLossOutput.__dataclass_fields__
     assert c.approx_kl_metric in PolicyLossOutput.__dataclass_fields__
     assert c.loss_agg_mode in LOSS_AGG_MODES
-    assert c.formula().startswith(f"L = {c.loss_agg_mode}[")
+    assert c.policy_loss_mode in POLICY_LOSS_MODES
+    if c.policy_loss_mode == "geo_mean":  # its own mean over rows: no loss_agg_mode
+        assert c.formula().startswith("L = -mean_rows[")
+    else:
+        assert c.formula().startswith(f"L = {c.aggregation_formula()}[")
+        assert c.aggregation_formula().startswith(c.loss_agg_mode)
 
 
 def test_presets_carry_their_libraries_defaults():
