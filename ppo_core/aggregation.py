@@ -8,8 +8,8 @@ mask :math:`m_{i,t}`, :math:`n_i = \\sum_t m_{i,t}` and :math:`S` the set of row
 * ``token-mean``: :math:`\\sum_{i,t} m\\ell / \\sum_{i,t} m` — every valid token weighs the
   same (CleanRL, SB3, verl default, TRL ``bnpo`` / ``dapo``).
 * ``token-sum``: :math:`\\sum_{i,t} m\\ell` — no normaliser at all.
-* ``seq-mean-token-mean``: :math:`\\frac{1}{|S|}\\sum_{i \\in S} \\frac{\\sum_t m\\ell}{n_i +
-  10^{-8}}` — every sequence weighs the same (original GRPO, TRL ``grpo``, OpenRLHF
+* ``seq-mean-token-mean``: :math:`\\frac{1}{|S|}\\sum_{i \\in S} \\frac{\\sum_t m\\ell}{n_i}`
+  — every sequence weighs the same (original GRPO, TRL ``grpo``, OpenRLHF
   ``token_level_loss=False``).
 * ``seq-mean-token-sum``: :math:`\\frac{1}{|S|}\\sum_{i \\in S} \\sum_t m\\ell` — longer
   sequences weigh more.
@@ -18,8 +18,10 @@ mask :math:`m_{i,t}`, :math:`n_i = \\sum_t m_{i,t}` and :math:`S` the set of row
   (Dr. GRPO's ``1 / (G · L_max)``; TRL ``dr_grpo`` with ``L = max_completion_length``).
 
 An all-padding row is left out of the sequence means (verl, OpenRLHF); TRL's ``grpo``,
-``sapo``, ``luspo`` and ``dr_grpo`` count every row instead (:math:`|S| = B`, and
-``clamp(n_i, 1)`` in place of ``n_i + 1e-8``): ``count_empty_rows=True`` selects that rule.
+``sapo``, ``luspo`` and ``dr_grpo`` count every row instead (:math:`|S| = B`, the row's mean
+over ``clamp(n_i, 1)``): ``count_empty_rows=True`` selects that rule. verl writes
+``n_i + 1e-8``, but its trainer passes a *bool* mask (``workers/utils/losses.py`` L93), whose
+integer count plus ``1e-8`` evaluates in float32 to exactly ``n_i``: the divisor is ``n_i``.
 Every mode is linear in :math:`\\ell`, so each is a per-row weight times the row's masked sum:
 :func:`aggregation_weights` returns those weights (a token's share of the loss).
 A 1-D input is one sequence ``[1, T]``. Masked-out entries are dropped by selection, so a NaN
@@ -132,7 +134,7 @@ def aggregation_weights(
         return m
     n_rows = rows.new_tensor(rows.shape[0]) if count_empty_rows else (counts > 0).sum()
     if mode == "seq-mean-token-mean":
-        per_row = 1.0 / (counts.clamp(min=1) if count_empty_rows else counts + 1e-8)
+        per_row = 1.0 / counts.clamp(min=1)
     else:
         per_row = torch.ones_like(counts)
         if mode == "seq-mean-token-sum-norm":
@@ -189,7 +191,7 @@ def aggregate(
     has_tokens = counts > 0
     n_rows = rows.shape[0] if count_empty_rows else has_tokens.sum()
     if mode == "seq-mean-token-mean":
-        token_sum = token_sum / (counts.clamp(min=1) if count_empty_rows else counts + 1e-8)
+        token_sum = token_sum / counts.clamp(min=1)
     if not count_empty_rows:
         token_sum = torch.where(has_tokens, token_sum, torch.zeros((), dtype=rows.dtype))
     loss = token_sum.sum() / n_rows

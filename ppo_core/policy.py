@@ -130,7 +130,9 @@ CispoClip = Literal["band", "absolute"]
 CISPO_CLIPS: tuple[str, ...] = get_args(CispoClip)
 
 GEO_MEAN_EPS = 1e-8
-"""verl's ``n_i + 1e-8`` in GMPO's per-sequence means (and its ``log(w + 1e-10)``)."""
+"""verl's ``n_i + 1e-8`` in GMPO's per-sequence means. Its trainer's bool mask makes the sum an
+integer, and ``int + 1e-8`` evaluates in float32 to ``n_i`` exactly for ``n_i >= 1``; an empty
+row's mean is then ``0 / 1e-8 = 0``. :func:`_row_mean` reproduces both."""
 
 
 @dataclass(frozen=True)
@@ -201,14 +203,14 @@ def sequence_advantages(advantages: Tensor, logprobs: Tensor) -> Tensor:
 
 
 def _row_mean(x: Tensor, m: Tensor | None, eps: float | None = None) -> Tensor:
-    """Per-row masked mean over the last axis, ``[B, 1]`` (``[1]`` for 1-D input); the count
-    is ``clamp(n, 1)`` (verl gspo, TRL, OpenRLHF) or ``n + eps`` (verl geo_mean)."""
+    """Per-row masked mean over the last axis, ``[B, 1]`` (``[1]`` for 1-D input), over
+    ``clamp(n, 1)`` (verl gspo, TRL, OpenRLHF) or, with ``eps``, ``n`` for ``n >= 1`` and
+    ``eps`` for an empty row (verl geo_mean under its bool mask, see :data:`GEO_MEAN_EPS`)."""
     if m is None:
-        n = x.shape[-1]
-        return x.sum(dim=-1, keepdim=True) / (n + eps if eps is not None else n)
+        return x.mean(dim=-1, keepdim=True)
     total = torch.where(m > 0, x, torch.zeros((), dtype=x.dtype)).sum(dim=-1, keepdim=True)
     n = m.sum(dim=-1, keepdim=True)
-    return total / (n + eps if eps is not None else n.clamp(min=1))
+    return total / (torch.where(n > 0, n, eps) if eps is not None else n.clamp(min=1))
 
 
 def policy_terms(

@@ -42,9 +42,9 @@ def aggregate(
     loss_scale_factor: float | None = None,
     count_empty_rows: bool = False,
 ) -> float:
-    """verl 0.9.1 ``agg_loss`` (rows with no valid token left out of sequence means, per-row
-    token means over ``n + 1e-8``); ``count_empty_rows``: TRL's rule (every row counts,
-    ``max(n, 1)``)."""
+    """verl 0.9.1 ``agg_loss`` under its trainer's bool mask (rows with no valid token left out
+    of sequence means, per-row token means over ``n``); ``count_empty_rows``: TRL's rule
+    (every row counts, ``max(n, 1)``)."""
     x = as_rows(per_token)
     m = ones_mask(x) if mask is None else as_rows(mask)
     if mode == "token-mean":
@@ -61,7 +61,7 @@ def aggregate(
         row_counts.append(int(np.sum(row_mask)))
     if mode == "seq-mean-token-mean":
         per_row = [
-            s / (max(c, 1) if count_empty_rows else c + 1e-8)
+            s / max(c, 1)
             for s, c in zip(row_sums, row_counts, strict=True)
         ]
     elif mode in ("seq-mean-token-sum", "seq-mean-token-sum-norm"):
@@ -618,7 +618,7 @@ def policy_family(
         clamped = np.clip(raw, -eps_low, eps_high)
         kept = sign * np.minimum(sign * raw, sign * clamped)
         free = (sign * raw <= sign * clamped) & (sign != 0)  # d kept / d lp = 1 there
-        denom = n + 1e-8
+        denom = np.where(n > 0, n, 1e-8)  # verl's n + 1e-8 under a bool mask (float32)
         seq_ratio = np.exp((kept * m).sum(-1, keepdims=True) / denom)
         seq_adv = (a * m).sum(-1, keepdims=True) / denom
         seq_w = np.ones_like(seq_ratio)
