@@ -13,11 +13,14 @@ from pydantic import ValidationError
 from app.errors import RequestInvalid, error_item, pydantic_errors
 from app.schemas import AnalyzeRequest, AnalyzeResponse, HistogramOut
 from app.services import (
+    AppliedCorrection,
     breakdown,
     convention_out,
     finite,
+    finite_list,
     loss_diagnostics,
     resolve_convention,
+    rollout_for,
 )
 from app.tensors import from_json, from_npy
 from ppo_core import PPOInputError, compute_advantages, histogram, ppo_total_loss
@@ -31,10 +34,15 @@ TENSOR_FIELDS = (
     "returns",
     "old_values",
     "ref_logprobs",
+    "rollout_logprobs",
     "entropy",
     "logits",
     "mask",
 )
+
+
+MAX_GRADIENT_ELEMENTS = 65_536
+"""Largest batch whose per-token ``logprob_gradient`` is returned in full."""
 
 
 def analyze_json(body: bytes | list[bytes], max_elements: int) -> dict[str, Any]:
@@ -143,8 +151,10 @@ def _analyze(t: dict[str, torch.Tensor], knobs: AnalyzeRequest) -> dict[str, Any
     if "logits" not in t and "entropy" not in t:
         notes.append("no logits or entropy: the entropy term is 0")
 
+    rollout = t.get("rollout_logprobs")
+    leaf = lp.clone().requires_grad_(True)
     res = ppo_total_loss(
-        lp,
+        leaf,
         t["old_logprobs"],
         advantages,
         values,
@@ -154,8 +164,23 @@ def _analyze(t: dict[str, torch.Tensor], knobs: AnalyzeRequest) -> dict[str, Any
         logits=t.get("logits"),
         entropy=t.get("entropy"),
         ref_logprobs=t.get("ref_logprobs"),
+        rollout_logprobs=rollout,
         convention=conv,
     )
+    (grad,) = torch.autograd.grad(res.total_loss, leaf, allow_unused=True)
+    gradient = torch.zeros_like(lp) if grad is None else grad
+    correction = None
+    if rollout is not None:
+        if res.rollout is not None:
+            correction = AppliedCorrection(res.rollout, True, conv)
+        else:
+            correction = rollout_for(t["old_logprobs"], rollout, mask, conv)
+            notes.append("rollout_logprobs without rollout_is_level: metrics only, not applied")
+    if lp.numel() > MAX_GRADIENT_ELEMENTS:
+        notes.append(
+            f"logprob_gradient omitted above {MAX_GRADIENT_ELEMENTS} elements; "
+            "see histograms.logprob_gradient"
+        )
     p = res.policy
     valid_adv = _masked(res.advantages, mask)
     diagnostics: dict[str, float | bool | None] = {
@@ -172,6 +197,7 @@ def _analyze(t: dict[str, torch.Tensor], knobs: AnalyzeRequest) -> dict[str, Any
         "ratio": _hist(p.ratio, mask, knobs.bins),
         "advantage": _hist(res.advantages, mask, knobs.bins),
         "per_token_loss": _hist(p.per_token_loss, mask, knobs.bins),
+        "logprob_gradient": _hist(gradient, mask, knobs.bins),
     }
     tokens = int(lp.numel() if mask is None else mask.sum())
     return AnalyzeResponse(
@@ -180,6 +206,13 @@ def _analyze(t: dict[str, torch.Tensor], knobs: AnalyzeRequest) -> dict[str, Any
         breakdown=breakdown(res, conv),
         diagnostics=diagnostics,
         histograms=histograms,
+        logprob_gradient=(
+            finite_list("logprob_gradient", gradient)
+            if lp.numel() <= MAX_GRADIENT_ELEMENTS
+            else None
+        ),
+        rollout_correction=None if correction is None else correction.out(),
+        policy_loss_mode=conv.policy_loss_mode,
         convention=convention_out(conv),
         notes=notes,
     ).model_dump()

@@ -7,15 +7,24 @@ NumPy, which is ~10x faster on large batches and reports the exact index of a ba
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 
+from ppo_core.advantages import GroupEstimator
 from ppo_core.aggregation import LossAggMode
-from ppo_core.kl import KLEstimator
+from ppo_core.conventions import CONVENTIONS
+from ppo_core.kl import KLClamp, KLEstimator
+from ppo_core.policy import CispoClip, PolicyLossMode
+from ppo_core.rollout import RolloutISLevel, RolloutISMode
 from ppo_core.value import ValueClipMode
 
-ConventionName = Literal["seed", "cleanrl", "sb3", "verl", "openrlhf", "trl"]
+# Every preset by name (library defaults and <library>-<loss type>), read from ppo_core: a
+# Literal at run time (pydantic validates and documents the names), a str for the type checker.
+if TYPE_CHECKING:
+    ConventionName = str
+else:
+    ConventionName = Literal[tuple(CONVENTIONS)]
 
 Tensor = Annotated[
     list[float] | list[list[float]],
@@ -75,6 +84,44 @@ class PolicyKnobs(Strict):
         None, gt=0, le=700, description="Clamp |log ratio| before exp (verl: 20)."
     )
     loss_agg_mode: LossAggMode | None = Field(None, description="Reduction of per-token terms.")
+    policy_loss_mode: PolicyLossMode | None = Field(
+        None,
+        description="Objective (verl's names): vanilla (PPO clip), gspo (sequence ratio), cispo "
+        "(clipped IS weight × log π), sapo (soft gate), gpg (-A·log π), geo_mean (GMPO).",
+    )
+    loss_scale_factor: float | None = Field(
+        None, ge=1e-6, le=1e9, description="L of seq-mean-token-sum-norm (null: padded length)."
+    )
+    count_empty_rows: bool | None = Field(
+        None, description="Sequence means over every row, empty ones as 0 (TRL); else skip them."
+    )
+    sapo_tau_pos: float | None = Field(None, gt=0, le=100, description="SAPO τ for A > 0.")
+    sapo_tau_neg: float | None = Field(None, gt=0, le=100, description="SAPO τ for A ≤ 0.")
+    cispo_clip: CispoClip | None = Field(
+        None,
+        description="CISPO weight: band = clip(r, 1-eps_low, 1+eps_high) (verl); absolute = "
+        "min(r, clip_ratio_high) (TRL).",
+    )
+    gspo_stop_gradient: bool | None = Field(
+        None, description="GSPO-token form (verl) or gradient through the mean (TRL, OpenRLHF)."
+    )
+    gspo_log_ratio_max: float | None = Field(
+        None, gt=0, le=700, description="Cap on GSPO's log sequence ratio (verl: 10)."
+    )
+    rollout_is_level: RolloutISLevel | None = Field(
+        None,
+        description="Rollout correction of the policy loss with rollout_logprobs: token or "
+        "sequence (product of ratios) weights; null = off.",
+    )
+    rollout_is_mode: RolloutISMode | None = Field(
+        None, description="truncate (TIS: min(w, C)) or mask (MIS / IcePop: 0 outside the band)."
+    )
+    rollout_is_threshold: float | None = Field(
+        None, gt=0, le=1e6, description="Upper threshold C of the rollout weights."
+    )
+    rollout_is_threshold_low: float | None = Field(
+        None, ge=0, le=1e6, description="Lower threshold (mask: default 1/C)."
+    )
 
 
 class ValueKnobs(Strict):
@@ -106,11 +153,21 @@ class LossRequest(Strict):
     entropy_coef: float = Field(0.01, ge=0, le=100, description="Entropy-bonus weight c2.")
 
 
+SeqOrTokenTensor = Annotated[
+    list[float] | list[list[float]],
+    SkipValidation,
+    Field(description="[batch, tokens] like logprobs, or [batch]: one per sequence, broadcast."),
+]
+
+
 class PolicyLossRequest(PolicyKnobs):
     logprobs: Tensor
     old_logprobs: Tensor
-    advantages: Tensor
+    advantages: SeqOrTokenTensor
     mask: Mask = None
+    rollout_logprobs: OptTensor = Field(
+        None, description="The inference engine's log-probs, for rollout correction."
+    )
 
 
 class ValueLossRequest(ValueKnobs):
@@ -129,8 +186,17 @@ class KLRequest(Strict):
     logprobs: Tensor
     ref_logprobs: Tensor
     mask: Mask = None
-    estimator: KLEstimator = Field("k3", description="k1 = d, k2 = d²/2, k3 = e^-d - 1 + d.")
+    estimator: KLEstimator = Field(
+        "k3",
+        description="With d = logprobs - ref_logprobs: k1 = d, k2 = d²/2, k3 = e^-d - 1 + d, "
+        "abs = |d|, k3+ = k3's value with k2's gradient.",
+    )
     log_ratio_clamp: float | None = Field(None, gt=0, le=700, description="Clamp |d|.")
+    clamp: KLClamp = Field(
+        "none",
+        description="A library's clamps: verl (k3: d to ±20, value to ±10), openrlhf (k3: d ≥ "
+        "-10; every value to ±10), none (TRL).",
+    )
 
 
 class GAERequest(Strict):
@@ -140,13 +206,60 @@ class GAERequest(Strict):
     gamma: float = Field(0.99, ge=0, le=1, description="Discount.")
     lam: float = Field(0.95, ge=0, le=1, description="GAE lambda.")
     whiten: bool = Field(False, description="Masked whitening of the advantages (verl / TRL).")
+    dones: OptTensor = Field(
+        None,
+        description="0/1, same shape: 1 where the episode ends at that step (no bootstrap "
+        "past it). CleanRL's dones shifted left by one.",
+    )
+    last_value: Annotated[
+        float | list[float] | None,
+        SkipValidation,
+        Field(description="Bootstrap value after the last step: a number or one per row."),
+    ] = None
 
 
 class GroupRequest(Strict):
     rewards: Annotated[list[float], SkipValidation, Field(description="One per response.")]
     group_ids: Annotated[list[int], SkipValidation, Field(description="Group (prompt) ids.")]
-    normalize_std: bool = Field(True, description="Divide by the group std (GRPO).")
-    eps: float = Field(1e-6, gt=0, le=1, description="Added to the std.")
+    estimator: GroupEstimator = Field(
+        "grpo",
+        description="grpo (÷ std + eps), dr_grpo (no std), rloo (leave-one-out), "
+        "reinforce_plus_plus_baseline (r - mean, whitened over tokens), gpg (× B/#nonzero).",
+    )
+    normalize_std: bool = Field(True, description="grpo only: divide by the group std.")
+    eps: float = Field(
+        1e-6, gt=0, le=1, description="Added to the std (verl 1e-6, OpenRLHF 1e-9, TRL 1e-4)."
+    )
+    lengths: Annotated[
+        list[float] | None,
+        SkipValidation,
+        Field(description="Tokens per response (reinforce_plus_plus_baseline's whitening)."),
+    ] = None
+
+
+class ReinforcePPRequest(Strict):
+    token_level_rewards: Annotated[
+        list[list[float]], SkipValidation, Field(description="[batch, tokens] rewards.")
+    ]
+    mask: Mask = None
+    gamma: float = Field(1.0, ge=0, le=1, description="Discount (verl default 1).")
+    group_ids: Annotated[
+        list[int] | None,
+        SkipValidation,
+        Field(description="One per row: the group-baseline form (reinforce_plus_plus_baseline)."),
+    ] = None
+
+
+class RolloutCorrectionRequest(Strict):
+    old_logprobs: Tensor
+    rollout_logprobs: Tensor
+    mask: Mask = None
+    level: RolloutISLevel = Field("token", description="token, or sequence (product of ratios).")
+    mode: RolloutISMode = Field("truncate", description="truncate (TIS) or mask (MIS / IcePop).")
+    threshold: float = Field(2.0, gt=0, le=1e6, description="Upper threshold C.")
+    threshold_low: float | None = Field(
+        None, ge=0, le=1e6, description="Lower threshold (mask: default 1/C)."
+    )
 
 
 class AnalyzeRequest(PolicyKnobs):
@@ -160,6 +273,7 @@ class AnalyzeRequest(PolicyKnobs):
     returns: OptTensor = None
     old_values: OptTensor = None
     ref_logprobs: OptTensor = None
+    rollout_logprobs: OptTensor = None
     entropy: OptTensor = None
     logits: Annotated[
         list[float] | list[list[float]] | list[list[list[float]]] | None,
@@ -174,6 +288,10 @@ class AnalyzeRequest(PolicyKnobs):
     entropy_coef: float | None = Field(None, ge=0, le=100, description="Entropy weight.")
     kl_coef: float | None = Field(None, ge=0, le=100, description="KL weight.")
     kl_estimator: KLEstimator | None = Field(None, description="KL estimator.")
+    kl_clamp: KLClamp | None = Field(None, description="A library's KL clamps.")
+    kl_placement: Literal["none", "reward", "loss"] | None = Field(
+        None, description="Where the KL goes: loss adds kl_coef·KL to the total."
+    )
     gamma: float | None = Field(None, ge=0, le=1, description="GAE discount (with rewards).")
     lam: float | None = Field(None, ge=0, le=1, description="GAE lambda (with rewards).")
     bins: int = Field(40, ge=2, le=200, description="Histogram bins.")
@@ -203,9 +321,29 @@ class PolicyDiagnostics(BaseModel):
     ratio_max: float
 
 
+class RolloutCorrectionOut(BaseModel):
+    applied: bool = Field(description="False: rollout_is_level is null, metrics only.")
+    level: RolloutISLevel
+    mode: RolloutISMode
+    threshold: float
+    threshold_low: float | None
+    metrics: dict[str, float] = Field(description="verl's rollout_corr/* without the prefix.")
+
+
 class PolicyLossResponse(PolicyDiagnostics):
     loss: float
     per_token_loss: list[float] | list[list[float]]
+    logprob_gradient: list[float] | list[list[float]] = Field(
+        description="d loss / d logprobs per token, by autograd."
+    )
+    ratio: list[float] | list[list[float]] = Field(
+        description="The ratio the objective uses (sequence ratio for gspo / geo_mean)."
+    )
+    rollout_weights: list[float] | list[list[float]] | None = Field(
+        None, description="Weights applied to the per-token loss (with rollout_logprobs)."
+    )
+    rollout_correction: RolloutCorrectionOut | None = None
+    policy_loss_mode: PolicyLossMode
     convention: ConventionOut
 
 
@@ -239,6 +377,13 @@ class KLResponse(BaseModel):
     kl: float
     per_token: list[float] | list[list[float]]
     estimator: KLEstimator
+    gradient: list[float] | list[list[float]] = Field(
+        description="d estimate / d logprobs per token (autograd): what a KL loss pushes."
+    )
+    true_gradient_weight: list[float] | list[list[float]] = Field(
+        description="log π - log π_ref per token: E_π[w ∇log π] = ∇KL(π‖π_ref) exactly. An "
+        "estimator used as a loss is unbiased iff its gradient matches w in expectation."
+    )
 
 
 class GAEResponse(BaseModel):
@@ -248,6 +393,13 @@ class GAEResponse(BaseModel):
 
 class GroupResponse(BaseModel):
     advantages: list[float]
+    estimator: GroupEstimator
+
+
+class RolloutCorrectionResponse(BaseModel):
+    weights: list[float] | list[list[float]]
+    kept: list[bool] | list[list[bool]] = Field(description="Valid and not masked out.")
+    metrics: dict[str, float]
 
 
 class ClipBoundsOut(BaseModel):
@@ -309,6 +461,36 @@ class KLDriftResponse(BaseModel):
     mean: dict[str, list[float]]
     std: dict[str, list[float]]
     samples: int
+    true_gradient: list[float] = Field(description="d KL(π‖π_ref) / d drift, exact.")
+    reverse_kl_gradient: list[float] = Field(description="d KL(π_ref‖π) / d drift, exact.")
+    gradient: dict[str, list[float]] = Field(
+        description="Each estimator's expected gradient used as a loss (samples held fixed), "
+        "exact over the vocabulary: k2 and k3+ follow the true gradient, k1's is 0, k3's is "
+        "the reverse KL's."
+    )
+
+
+class ObjectiveCurveOut(BaseModel):
+    objective: list[float] = Field(description="-loss of a one-token sequence, log π_old = 0.")
+    gradient_weight: list[float] = Field(description="d objective / d log π (autograd).")
+
+
+class ObjectiveCurvesResponse(BaseModel):
+    ratio: list[float]
+    advantage: float
+    clip_bounds: ClipBoundsOut
+    curves: dict[str, ObjectiveCurveOut] = Field(description="Per policy_loss_mode.")
+
+
+class AggregationModeOut(BaseModel):
+    token_weight: list[float] = Field(description="Weight of one token of each sequence.")
+    sequence_weight: list[float] = Field(description="Total weight of each sequence.")
+
+
+class AggregationWeightsResponse(BaseModel):
+    lengths: list[int]
+    padded_length: int
+    modes: dict[str, AggregationModeOut]
 
 
 class BreakdownOut(BaseModel):
@@ -338,6 +520,14 @@ class AnalyzeResponse(BaseModel):
     breakdown: BreakdownOut
     diagnostics: dict[str, float | bool | None]
     histograms: dict[str, HistogramOut]
+    logprob_gradient: list[float] | list[list[float]] | None = Field(
+        description="d total_loss / d logprobs per token (autograd); null above "
+        "65,536 elements (see histograms.logprob_gradient)."
+    )
+    rollout_correction: RolloutCorrectionOut | None = Field(
+        description="With rollout_logprobs: the weights' metrics, and whether they were applied."
+    )
+    policy_loss_mode: PolicyLossMode
     convention: ConventionOut
     notes: list[str]
 

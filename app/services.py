@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
 import torch
@@ -14,11 +14,18 @@ from fastapi import Request, Response
 from pydantic import BaseModel
 
 from app.heavy import HeavyRunner
-from app.schemas import BreakdownOut, ConventionOut, LossDiagnostics, PolicyDiagnostics
+from app.schemas import (
+    BreakdownOut,
+    ConventionOut,
+    LossDiagnostics,
+    PolicyDiagnostics,
+    RolloutCorrectionOut,
+)
 from app.settings import Settings
 from app.tensors import from_json
 from ppo_core import Convention, PPOInputError, get_convention
 from ppo_core.policy import PolicyLossOutput
+from ppo_core.rollout import RolloutCorrection, rollout_correction
 from ppo_core.total import TotalLossOutput
 
 T = TypeVar("T")
@@ -129,18 +136,18 @@ async def compute(request: Request, elements: int, fn: Callable[[], T]) -> T:
 
 def breakdown(res: TotalLossOutput, c: Convention) -> BreakdownOut:
     """The stacked terms of a total loss: policy + vf·value - ent·H (+ kl·KL)."""
-    entropy = 0.0 if res.entropy is None else finite("entropy", float(res.entropy))
-    kl = None if res.kl is None else finite("kl", float(res.kl))
-    value = finite("value_loss", float(res.value.loss))
+    entropy = 0.0 if res.entropy is None else finite("entropy", float(res.entropy.detach()))
+    kl = None if res.kl is None else finite("kl", float(res.kl.detach()))
+    value = finite("value_loss", float(res.value.loss.detach()))
     return BreakdownOut(
-        policy_loss=finite("policy_loss", float(res.policy.loss)),
+        policy_loss=finite("policy_loss", float(res.policy.loss.detach())),
         value_loss=value,
         entropy=entropy,
         value_term=c.vf_coef * value,
         entropy_term=-c.entropy_coef * entropy,
         kl=kl,
         kl_term=c.kl_coef * kl if res.kl_in_loss and kl is not None else 0.0,
-        total_loss=finite("total_loss", float(res.total_loss)),
+        total_loss=finite("total_loss", float(res.total_loss.detach())),
     )
 
 
@@ -165,6 +172,47 @@ def loss_diagnostics(res: TotalLossOutput) -> LossDiagnostics:
         **policy_diagnostics(res.policy).model_dump(),
         explained_variance=finite_or_none("explained_variance", res.explained_variance),
     )
+
+
+@dataclass(frozen=True)
+class AppliedCorrection:
+    """A rollout correction and whether the convention applies it to the policy loss."""
+
+    correction: RolloutCorrection
+    applied: bool
+    convention: Convention
+
+    @property
+    def weights(self) -> torch.Tensor:
+        return self.correction.weights
+
+    def out(self) -> RolloutCorrectionOut:
+        c = self.convention
+        return RolloutCorrectionOut(
+            applied=self.applied,
+            level=c.rollout_is_level or "token",
+            mode=c.rollout_is_mode,
+            threshold=c.rollout_is_threshold,
+            threshold_low=c.rollout_is_threshold_low,
+            metrics={k: finite(k, v) for k, v in self.correction.metrics.items()},
+        )
+
+
+def rollout_for(
+    old: torch.Tensor, rollout: torch.Tensor, mask: torch.Tensor | None, c: Convention
+) -> AppliedCorrection:
+    """The convention's rollout correction of ``old`` vs ``rollout`` log-probs; with
+    ``rollout_is_level`` unset it is computed at token level for its metrics only."""
+    correction = rollout_correction(
+        old,
+        rollout,
+        mask,
+        level=c.rollout_is_level or "token",
+        mode=c.rollout_is_mode,
+        threshold=c.rollout_is_threshold,
+        threshold_low=c.rollout_is_threshold_low,
+    )
+    return AppliedCorrection(correction, c.rollout_is_level is not None, c)
 
 
 class JSONBytes(Response):

@@ -143,7 +143,7 @@ class Convention:
 
     def aggregation_formula(self) -> str:
         """The reduction name with its ``L`` and empty-row rule when they matter."""
-        agg = self.loss_agg_mode
+        agg: str = self.loss_agg_mode
         if agg == "seq-mean-token-sum-norm":
             agg += f"(L={'T' if self.loss_scale_factor is None else f'{self.loss_scale_factor:g}'})"
         if self.count_empty_rows and agg.startswith("seq-"):

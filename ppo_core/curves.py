@@ -4,13 +4,21 @@ prediction. These are *objectives* where the name says so (PPO's ``L^CLIP``, to 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from ppo_core._checks import PPOInputError, check_positive
-from ppo_core.policy import ClipBounds, clip_bounds, clipped_surrogate
+from ppo_core.policy import (
+    POLICY_LOSS_MODES,
+    CispoClip,
+    ClipBounds,
+    clip_bounds,
+    clipped_surrogate,
+    policy_loss,
+)
 from ppo_core.value import value_loss
 
 MAX_CURVE_POINTS = 10_000
@@ -155,3 +163,86 @@ def value_loss_curve(
         clip_low=old_value - clip_range,
         clip_high=old_value + clip_range,
     )
+
+
+@dataclass(frozen=True)
+class ObjectiveCurve:
+    """One ``policy_loss_mode``'s per-token objective and gradient weight against the ratio."""
+
+    objective: Tensor
+    """``-loss`` of a one-token sequence with ``log pi_old = 0`` (so ``log pi = log r``)."""
+    gradient_weight: Tensor
+    """``d objective / d log pi``: how hard the update pushes this token's log-prob."""
+
+
+def objective_curves(
+    modes: Sequence[str],
+    advantage: float = 1.0,
+    *,
+    epsilon: float = 0.2,
+    epsilon_low: float | None = None,
+    epsilon_high: float | None = None,
+    dual_clip: float | None = None,
+    sapo_tau_pos: float = 1.0,
+    sapo_tau_neg: float = 1.05,
+    cispo_clip: CispoClip = "band",
+    ratio_min: float = 0.5,
+    ratio_max: float = 1.5,
+    points: int = 101,
+) -> tuple[Tensor, dict[str, ObjectiveCurve]]:
+    """The policy-loss family side by side: objective and gradient weight vs the ratio.
+
+    Each point is a one-token sequence with ratio ``r``, ``log pi_old = 0`` and advantage
+    ``A``, run through :func:`ppo_core.policy.policy_loss`; so GSPO and GMPO coincide with
+    PPO's clip here (their sequence ratio is the token's), CISPO's and GPG's objectives
+    include ``log pi = log r``. The gradient weight ``d objective / d log pi`` is the
+    autograd gradient: PPO's is ``r A`` inside the trust region and 0 where the clip binds,
+    CISPO's ``clip(r) A`` never vanishes, SAPO's fades smoothly, GPG's is ``A`` everywhere.
+
+    Returns:
+        ``(ratio grid, {mode: ObjectiveCurve})``.
+
+    Examples:
+        >>> r, c = objective_curves(["vanilla", "cispo"], 1.0, ratio_min=1.0, ratio_max=1.4,
+        ...                         points=3)
+        >>> c["vanilla"].gradient_weight.tolist(), c["cispo"].gradient_weight.tolist()
+        ([1.0, 1.2, 0.0], [1.0, 1.2, 1.2])
+    """
+    for mode in modes:
+        if mode not in POLICY_LOSS_MODES:
+            raise PPOInputError(
+                "modes", f"unknown mode {mode!r}; expected some of {list(POLICY_LOSS_MODES)}"
+            )
+    if not modes:
+        raise PPOInputError("modes", "give at least one policy_loss_mode")
+    if not ratio_min > 0:
+        raise PPOInputError("ratio_min", f"must be > 0 (log r is needed), got {ratio_min}")
+    if not math.isfinite(advantage):
+        raise PPOInputError("advantage", f"must be finite, got {advantage}")
+    grid = _grid(ratio_min, ratio_max, points, "ratio_min", "ratio_max")
+    old = torch.zeros(points, 1, dtype=grid.dtype)
+    adv = torch.full((points, 1), float(advantage), dtype=grid.dtype)
+    out = {}
+    for mode in modes:
+        leaf = grid.log().unsqueeze(-1).requires_grad_(True)
+        res = policy_loss(
+            leaf,
+            old,
+            adv,
+            policy_loss_mode=mode,  # type: ignore[arg-type]
+            clip_ratio=epsilon,
+            clip_ratio_low=epsilon_low,
+            clip_ratio_high=epsilon_high,
+            dual_clip=dual_clip if mode in ("vanilla", "gspo") else None,
+            sapo_tau_pos=sapo_tau_pos,
+            sapo_tau_neg=sapo_tau_neg,
+            cispo_clip=cispo_clip,
+            loss_agg_mode="token-sum",
+        )
+        objective = -res.per_token_loss
+        (grad,) = torch.autograd.grad(objective.sum(), leaf, allow_unused=True)
+        weight = torch.zeros_like(leaf) if grad is None else grad
+        out[mode] = ObjectiveCurve(
+            objective=objective.detach().squeeze(-1), gradient_weight=weight.squeeze(-1)
+        )
+    return grid, out

@@ -131,10 +131,13 @@ def _masked_zero(x: Tensor, m: Tensor) -> Tensor:
 
 
 def _row_mean(x: Tensor, m: Tensor) -> Tensor:
-    """verl's ``masked_mean(x, m, axis=-1)``: ``sum / (count + 1e-8)`` (empty rows give 0)."""
+    """verl's ``masked_mean(x, m, axis=-1)`` = ``sum / (count + 1e-8)`` with verl's integer
+    response mask, where ``count + 1e-8`` evaluates in float32 to ``count``: ``sum / count``,
+    and 0 for a row without tokens."""
     rows_x = x if x.dim() > 1 else x.unsqueeze(0)
     rows_m = m if m.dim() > 1 else m.unsqueeze(0)
-    return _masked_zero(rows_x, rows_m).sum(dim=-1) / (rows_m.sum(dim=-1) + 1e-8)
+    count = rows_m.sum(dim=-1)
+    return _masked_zero(rows_x, rows_m).sum(dim=-1) / torch.where(count > 0, count, 1e-8)
 
 
 def rollout_correction(
@@ -229,7 +232,9 @@ def _is_metrics(
         out["rollout_is_std"] = math.sqrt(max(mmean(clamped * clamped) - mean_c**2, 0.0))
     else:
         out["rollout_is_std"] = 0.0
-    out["rollout_is_eff_sample_size"] = 1.0 / mmean((clamped / (mean_c + 1e-8)) ** 2)
+    second_moment = mmean((clamped / (mean_c + 1e-8)) ** 2)
+    # Every weight 0 (all masked): verl divides by zero; no sample is effective, so 0.
+    out["rollout_is_eff_sample_size"] = 1.0 / second_moment if second_moment > 0 else 0.0
     if w.dim() > 1:
         seq = _row_mean(w, m).double()
         out["rollout_is_seq_mean"] = float(seq.mean())

@@ -6,7 +6,7 @@ import dataclasses
 import inspect
 import math
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 import torch
 from fastapi import APIRouter, Request, Response
@@ -14,17 +14,21 @@ from pydantic import BaseModel, Field
 
 from app.query import QueryModel, openapi_query, parse_query
 from app.schemas import (
+    AggregationModeOut,
+    AggregationWeightsResponse,
     ClipBoundsOut,
     ClipObjectiveResponse,
     EntropyCaseOut,
     EntropyComparisonResponse,
     KLDriftResponse,
+    ObjectiveCurveOut,
+    ObjectiveCurvesResponse,
     PointReadout,
     SampleLossResponse,
     TemperatureCurve,
     ValueCurveResponse,
 )
-from app.services import JSONBytes, breakdown, cached_json, loss_diagnostics
+from app.services import JSONBytes, breakdown, cached_json, finite_list, loss_diagnostics
 from ppo_core import (
     PPOInputError,
     clip_objective_curve,
@@ -36,7 +40,9 @@ from ppo_core import (
     seed_example_batch,
     value_loss_curve,
 )
-from ppo_core.curves import MAX_CURVE_POINTS
+from ppo_core.aggregation import LOSS_AGG_MODES, aggregation_weights
+from ppo_core.curves import MAX_CURVE_POINTS, objective_curves
+from ppo_core.policy import clip_bounds
 
 router = APIRouter(prefix="/api/v1", tags=["curves"])
 
@@ -93,6 +99,45 @@ class SampleLossQuery(QueryModel):
     clip_ratio: float = Field(0.2, gt=0, lt=1, description="PPO epsilon.")
     vf_coef: float = Field(0.5, ge=0, le=100, description="Value-loss weight.")
     entropy_coef: float = Field(0.01, ge=0, le=100, description="Entropy weight.")
+
+
+class ObjectiveCurvesQuery(QueryModel):
+    modes: str = Field(
+        "vanilla,gspo,cispo,sapo,gpg,geo_mean",
+        max_length=200,
+        description="Comma-separated policy_loss_modes: vanilla, gspo, cispo, sapo, gpg, geo_mean.",
+    )
+    advantage: float = Field(1.0, ge=-1e6, le=1e6, description="Advantage A.")
+    epsilon: float = Field(0.2, gt=0, lt=1, description="Symmetric clip epsilon.")
+    epsilon_low: float | None = Field(None, gt=0, lt=1, description="Lower epsilon.")
+    epsilon_high: float | None = Field(
+        None, gt=0, le=10, description="Upper epsilon (cispo_clip=absolute: the cap on r)."
+    )
+    dual_clip: float | None = Field(None, gt=1, le=100, description="Dual clip (vanilla, gspo).")
+    sapo_tau_pos: float = Field(1.0, gt=0, le=100, description="SAPO τ for A > 0.")
+    sapo_tau_neg: float = Field(1.05, gt=0, le=100, description="SAPO τ for A ≤ 0.")
+    cispo_clip: Literal["band", "absolute"] = Field("band", description="CISPO weight clip.")
+    ratio_min: float = Field(0.5, gt=0, le=100, description="Left end of the ratio axis (> 0).")
+    ratio_max: float = Field(1.5, gt=0, le=100, description="Right end of the ratio axis.")
+    points: int = Field(101, ge=2, le=MAX_CURVE_POINTS, description="Samples on the axis.")
+
+
+MAX_AGGREGATION_LENGTH = 65_536
+
+
+class AggregationWeightsQuery(QueryModel):
+    lengths: str = Field(
+        "16,64,256,1024",
+        max_length=400,
+        description="Comma-separated valid-token counts, one per sequence (0 = empty row).",
+    )
+    padded_length: int | None = Field(
+        None, ge=1, le=MAX_AGGREGATION_LENGTH, description="T (default: the longest length)."
+    )
+    loss_scale_factor: float | None = Field(
+        None, ge=1e-6, le=1e9, description="L of seq-mean-token-sum-norm (default T)."
+    )
+    count_empty_rows: bool = Field(False, description="TRL's rule: empty rows count.")
 
 
 MAX_COMPARISON_ELEMENTS = 262_144
@@ -239,6 +284,9 @@ def kl_drift(q: KLDriftQuery) -> KLDriftResponse:
         mean={k: v.tolist() for k, v in d.mean.items()},
         std={k: v.tolist() for k, v in d.std.items()},
         samples=q.samples,
+        true_gradient=d.true_gradient.tolist(),
+        reverse_kl_gradient=d.reverse_kl_gradient.tolist(),
+        gradient={k: v.tolist() for k, v in d.gradient.items()},
     )
 
 
@@ -266,3 +314,72 @@ def sample_loss(q: SampleLossQuery) -> SampleLossResponse:
         breakdown=breakdown(res, conv),
         diagnostics=loss_diagnostics(res),
     )
+
+
+@pure_get("/objective-curves", ObjectiveCurvesQuery, ObjectiveCurvesResponse)
+def objective_family(q: ObjectiveCurvesQuery) -> ObjectiveCurvesResponse:
+    """The policy-loss family side by side: per ``policy_loss_mode``, the objective of a
+    one-token sequence and its gradient weight ``d objective / d log π`` against the ratio
+    (``log π_old = 0``), by autograd through the same code as ``POST /policy-loss``."""
+    modes = [m.strip() for m in q.modes.split(",") if m.strip()]
+    ratio, curves = objective_curves(
+        modes,
+        q.advantage,
+        epsilon=q.epsilon,
+        epsilon_low=q.epsilon_low,
+        epsilon_high=q.epsilon_high,
+        dual_clip=q.dual_clip,
+        sapo_tau_pos=q.sapo_tau_pos,
+        sapo_tau_neg=q.sapo_tau_neg,
+        cispo_clip=q.cispo_clip,
+        ratio_min=q.ratio_min,
+        ratio_max=q.ratio_max,
+        points=q.points,
+    )
+    bounds = clip_bounds(q.epsilon, q.epsilon_low, q.epsilon_high, q.dual_clip)
+    return ObjectiveCurvesResponse(
+        ratio=ratio.tolist(),
+        advantage=q.advantage,
+        clip_bounds=ClipBoundsOut(low=bounds.low, high=bounds.high, dual_clip=q.dual_clip),
+        curves={
+            mode: ObjectiveCurveOut(
+                objective=finite_list("objective", c.objective),
+                gradient_weight=finite_list("gradient_weight", c.gradient_weight),
+            )
+            for mode, c in curves.items()
+        },
+    )
+
+
+@pure_get("/aggregation-weights", AggregationWeightsQuery, AggregationWeightsResponse)
+def aggregation_weights_route(q: AggregationWeightsQuery) -> AggregationWeightsResponse:
+    """Each ``loss_agg_mode``'s weight of one token, and of a whole sequence, for sequences of
+    the given lengths: how long and short answers count in the loss."""
+    try:
+        lengths = [int(x) for x in q.lengths.split(",") if x.strip()]
+    except ValueError:
+        raise PPOInputError("lengths", "expected comma-separated integers") from None
+    if not lengths or len(lengths) > 64 or min(lengths) < 0 or max(lengths) == 0:
+        raise PPOInputError("lengths", "give 1 to 64 lengths >= 0, at least one > 0")
+    padded = q.padded_length or max(lengths)
+    if max(lengths) > padded or padded > MAX_AGGREGATION_LENGTH:
+        raise PPOInputError(
+            "padded_length",
+            f"must be >= the longest length and <= {MAX_AGGREGATION_LENGTH}, got {padded}",
+        )
+    steps = torch.arange(padded, dtype=torch.float64)
+    mask = (steps < torch.tensor(lengths, dtype=torch.float64)[:, None]).to(torch.float64)
+    modes = {}
+    for mode in LOSS_AGG_MODES:
+        w = aggregation_weights(
+            mask,
+            mask,
+            mode,  # type: ignore[arg-type]
+            loss_scale_factor=q.loss_scale_factor,
+            count_empty_rows=q.count_empty_rows,
+        )
+        modes[mode] = AggregationModeOut(
+            token_weight=finite_list("token_weight", w[:, 0]),
+            sequence_weight=finite_list("sequence_weight", w.sum(dim=-1)),
+        )
+    return AggregationWeightsResponse(lengths=lengths, padded_length=padded, modes=modes)

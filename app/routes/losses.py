@@ -32,15 +32,13 @@ from app.services import (
     policy_diagnostics,
     req_tensor,
     resolve_convention,
+    rollout_for,
 )
-from ppo_core import (
-    PPOInputError,
-    entropy_from_logits,
-    kl_estimate,
-    policy_loss,
-    ppo_total_loss,
-    value_loss,
-)
+from ppo_core import PPOInputError, entropy_from_logits, ppo_total_loss, value_loss
+from ppo_core._checks import prepare_mask
+from ppo_core.aggregation import masked_mean
+from ppo_core.kl import kl_gradient, kl_per_token, kl_true_gradient_weight
+from ppo_core.total import convention_policy_loss
 
 router = APIRouter(prefix="/api/v1", tags=["losses"])
 
@@ -73,28 +71,44 @@ async def total_loss(body: LossRequest, request: Request) -> LossResponse:
 
 @router.post("/policy-loss", response_model=PolicyLossResponse)
 async def policy(body: PolicyLossRequest, request: Request) -> PolicyLossResponse:
-    """Clipped surrogate loss per token and aggregated, with every diagnostic."""
+    """Policy loss of any ``policy_loss_mode`` per token and aggregated, with its gradient
+    ``d loss / d logprobs`` and every diagnostic.
+
+    ``advantages`` may be one per sequence (``[batch]`` beside ``[batch, tokens]`` log-probs).
+    With ``rollout_logprobs``, the rollout-correction weights selected by ``rollout_is_level``
+    (``null``: none applied, metrics still reported at token level) scale the per-token loss.
+    """
     n = limits(request).max_tensor_elements
     conv = resolve_convention(body)
-    names = ("logprobs", "old_logprobs", "advantages", "mask")
+    names = ("logprobs", "old_logprobs", "advantages", "mask", "rollout_logprobs")
 
     def run() -> PolicyLossResponse:
-        out = policy_loss(
-            req_tensor(body, "logprobs", n),
-            req_tensor(body, "old_logprobs", n),
+        lp = req_tensor(body, "logprobs", n)
+        old = req_tensor(body, "old_logprobs", n)
+        mask = opt_tensor(body, "mask", n)
+        rollout = opt_tensor(body, "rollout_logprobs", n)
+        correction = None if rollout is None else rollout_for(old, rollout, mask, conv)
+        leaf = lp.clone().requires_grad_(True)
+        out = convention_policy_loss(
+            leaf,
+            old,
             req_tensor(body, "advantages", n),
-            opt_tensor(body, "mask", n),
-            clip_ratio=conv.clip_ratio,
-            clip_ratio_low=conv.clip_ratio_low,
-            clip_ratio_high=conv.clip_ratio_high,
-            dual_clip=conv.dual_clip,
-            log_ratio_clamp=conv.log_ratio_clamp,
-            loss_agg_mode=conv.loss_agg_mode,
+            mask,
+            conv,
+            rollout_is_weights=correction.weights if correction and correction.applied else None,
         )
+        (gradient,) = torch.autograd.grad(out.loss, leaf, allow_unused=True)
+        if gradient is None:  # a loss that does not depend on the log-probs (all A = 0)
+            gradient = torch.zeros_like(lp)
         return PolicyLossResponse(
             **policy_diagnostics(out).model_dump(),
-            loss=finite("loss", float(out.loss)),
-            per_token_loss=finite_list("per_token_loss", out.per_token_loss),
+            loss=finite("loss", float(out.loss.detach())),
+            per_token_loss=finite_list("per_token_loss", out.per_token_loss.detach()),
+            logprob_gradient=finite_list("logprob_gradient", gradient),
+            ratio=finite_list("ratio", out.ratio.detach()),
+            rollout_weights=None if correction is None else correction.weights.tolist(),
+            rollout_correction=None if correction is None else correction.out(),
+            policy_loss_mode=conv.policy_loss_mode,
             convention=convention_out(conv),
         )
 
@@ -164,22 +178,36 @@ async def entropy(body: EntropyRequest, request: Request) -> EntropyResponse:
 
 @router.post("/kl", response_model=KLResponse)
 async def kl(body: KLRequest, request: Request) -> KLResponse:
-    """KL(pi || pi_ref) estimate per token and its masked token mean."""
+    """KL(pi || pi_ref) estimate per token, its masked token mean, and its gradient.
+
+    ``gradient`` is ``d estimate / d logprobs`` per token (what the estimator pushes when used
+    as a loss); ``true_gradient_weight`` is ``log pi - log pi_ref``, whose expectation times
+    ``∇log pi`` is the exact gradient of the KL: k2 and k3+ match it, k1 and k3 do not.
+    """
     n = limits(request).max_tensor_elements
     names = ("logprobs", "ref_logprobs", "mask")
 
     def run() -> KLResponse:
-        mean, per_token = kl_estimate(
-            req_tensor(body, "logprobs", n),
-            req_tensor(body, "ref_logprobs", n),
-            opt_tensor(body, "mask", n),
-            body.estimator,
-            log_ratio_clamp=body.log_ratio_clamp,
+        lp = req_tensor(body, "logprobs", n)
+        ref = req_tensor(body, "ref_logprobs", n)
+        mask = opt_tensor(body, "mask", n)
+        per_token = kl_per_token(
+            lp, ref, body.estimator, log_ratio_clamp=body.log_ratio_clamp, clamp=body.clamp
         )
+        mean = masked_mean(per_token, prepare_mask(mask, lp))
         return KLResponse(
             kl=finite("kl", float(mean)),
             per_token=finite_list("per_token", per_token),
             estimator=body.estimator,
+            gradient=finite_list(
+                "gradient",
+                kl_gradient(
+                    lp, ref, body.estimator, log_ratio_clamp=body.log_ratio_clamp, clamp=body.clamp
+                ),
+            ),
+            true_gradient_weight=finite_list(
+                "true_gradient_weight", kl_true_gradient_weight(lp, ref)
+            ),
         )
 
     return await compute(request, count_elements(body, names), run)

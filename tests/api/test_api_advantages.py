@@ -71,14 +71,14 @@ def test_group_advantages_grpo(client: TestClient) -> None:
     r = client.post("/api/v1/advantages/group", json=body)
     assert r.status_code == 200, r.text
     a = 0.5 / (math.sqrt(0.5) + 1e-6)
-    assert r.json() == approx({"advantages": [a, -a, 5.0 / (1.0 + 1e-6)]})
+    assert r.json() == approx({"advantages": [a, -a, 5.0 / (1.0 + 1e-6)], "estimator": "grpo"})
 
 
 def test_group_advantages_dr_grpo(client: TestClient) -> None:
     body = {"rewards": [1.0, 0.0, 5.0, 3.0], "group_ids": [7, 7, -2, -2], "normalize_std": False}
     r = client.post("/api/v1/advantages/group", json=body)
     assert r.status_code == 200, r.text
-    assert r.json() == {"advantages": [0.5, -0.5, 1.0, -1.0]}
+    assert r.json() == {"advantages": [0.5, -0.5, 1.0, -1.0], "estimator": "grpo"}
 
 
 def test_group_advantages_agree_with_ppo_core(client: TestClient) -> None:
@@ -90,4 +90,4 @@ def test_group_advantages_agree_with_ppo_core(client: TestClient) -> None:
     )
     assert r.status_code == 200, r.text
     expected = group_advantages(rewards, torch.tensor(ids), eps=1e-3)
-    assert r.json() == approx({"advantages": expected.tolist()})
+    assert r.json() == approx({"advantages": expected.tolist(), "estimator": "grpo"})

@@ -137,7 +137,12 @@ def test_analyze_whole_body_by_hand(client: TestClient) -> None:
             "ratio": {"edges": [0.5, 1.5], "counts": [2]},
             "advantage": {"edges": [0.5, 1.5], "counts": [2]},
             "per_token_loss": {"edges": [-1.5, -0.5], "counts": [2]},
+            "logprob_gradient": {"edges": [-1.0, 0.0], "counts": [2]},
         },
+        # token-mean of -A r over 2 tokens: d/d logprob = -A r / 2 = -0.5 each.
+        "logprob_gradient": [-0.5, -0.5],
+        "rollout_correction": None,
+        "policy_loss_mode": "vanilla",
         "convention": convention_json("seed"),
         "notes": [
             "no values: the value loss is not computed and counts as 0",

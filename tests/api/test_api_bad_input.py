@@ -9,6 +9,8 @@ import pytest
 from api_support import assert_error, post_text
 from fastapi.testclient import TestClient
 
+from ppo_core.conventions import CONVENTIONS
+
 POLICY = "/api/v1/policy-loss"
 OK_POLICY = {"logprobs": [0.0, 0.0], "old_logprobs": [0.0, 0.0], "advantages": [1.0, -1.0]}
 
@@ -178,7 +180,9 @@ def test_unknown_convention(client: TestClient) -> None:
         r,
         422,
         ["body", "convention"],
-        "Input should be 'seed', 'cleanrl', 'sb3', 'verl', 'openrlhf' or 'trl'",
+        "Input should be 'seed', 'cleanrl', 'sb3', 'verl', 'openrlhf', 'trl', "
+        + ", ".join(f"'{name}'" for name in list(CONVENTIONS)[6:-1])
+        + f" or '{list(CONVENTIONS)[-1]}'",
     )
 
 
@@ -188,15 +192,17 @@ def test_unknown_loss_agg_mode(client: TestClient) -> None:
         r,
         422,
         ["body", "loss_agg_mode"],
-        "Input should be 'token-mean', 'seq-mean-token-mean', 'seq-mean-token-sum' "
-        "or 'seq-mean-token-sum-norm'",
+        "Input should be 'token-mean', 'token-sum', 'seq-mean-token-mean', "
+        "'seq-mean-token-sum' or 'seq-mean-token-sum-norm'",
     )
 
 
 def test_unknown_kl_estimator(client: TestClient) -> None:
     body = {"logprobs": [0.0], "ref_logprobs": [0.0], "estimator": "k4"}
     r = client.post("/api/v1/kl", json=body)
-    assert_error(r, 422, ["body", "estimator"], "Input should be 'k1', 'k2' or 'k3'")
+    assert_error(
+        r, 422, ["body", "estimator"], "Input should be 'k1', 'k2', 'k3', 'abs' or 'k3+'"
+    )
 
 
 def test_unknown_field_is_not_echoed(client: TestClient) -> None:

@@ -147,11 +147,21 @@ def test_kl_drift_agrees_with_ppo_core(client: TestClient) -> None:
             "mean": {k: v.tolist() for k, v in d.mean.items()},
             "std": {k: v.tolist() for k, v in d.std.items()},
             "samples": 64,
+            "true_gradient": d.true_gradient.tolist(),
+            "reverse_kl_gradient": d.reverse_kl_gradient.tolist(),
+            "gradient": {k: v.tolist() for k, v in d.gradient.items()},
         }
     )
     got = r.json()
     assert got["true_kl"][0] == 0.0 and got["true_kl"] == sorted(got["true_kl"])
-    assert {k: v[0] for k, v in got["mean"].items()} == {"k1": 0.0, "k2": 0.0, "k3": 0.0}
+    zero = {"k1": 0.0, "k2": 0.0, "k3": 0.0, "abs": 0.0, "k3+": 0.0}
+    assert {k: v[0] for k, v in got["mean"].items()} == zero
+    # Used as a loss, k2 and k3+ follow the true gradient, k1 gives none, k3 the reverse KL's.
+    assert got["gradient"]["k2"] == approx(got["true_gradient"])
+    assert got["gradient"]["k3+"] == approx(got["true_gradient"])
+    assert max(abs(g) for g in got["gradient"]["k1"]) < 1e-12
+    assert got["gradient"]["k3"] == approx(got["reverse_kl_gradient"])
+    assert got["gradient"]["k3"][-1] != approx(got["true_gradient"][-1])
 
 
 # --- /loss/sample -------------------------------------------------------------------------
@@ -232,7 +242,12 @@ def test_conventions_list_every_preset(client: TestClient) -> None:
     r = client.get("/api/v1/conventions")
     assert r.status_code == 200, r.text
     assert r.json() == [convention_json(name) for name in CONVENTIONS]
-    assert [c["name"] for c in r.json()] == ["seed", "cleanrl", "sb3", "verl", "openrlhf", "trl"]
+    names = [c["name"] for c in r.json()]
+    assert names[:6] == ["seed", "cleanrl", "sb3", "verl", "openrlhf", "trl"]
+    for required in ("trl-dapo", "trl-dr_grpo", "trl-cispo", "verl-gspo", "verl-cispo"):
+        assert required in names
+    assert "openrlhf-gspo" in names
+    assert all(n.split("-")[0] in ("verl", "trl", "openrlhf") for n in names[6:])
 
 
 def test_healthz(client: TestClient) -> None:

@@ -93,6 +93,12 @@ def test_policy_loss_hand_checked(client: TestClient) -> None:
             "ratio_min": 0.5,
             "ratio_mean": 1.0,
             "ratio_max": 1.5,
+            # token-mean over 2 tokens; both clipped, so no gradient reaches either.
+            "logprob_gradient": [0.0, 0.0],
+            "ratio": [1.5, 0.5],
+            "rollout_weights": None,
+            "rollout_correction": None,
+            "policy_loss_mode": "vanilla",
             "convention": convention_json("seed"),
         }
     )
@@ -138,7 +144,9 @@ def test_policy_loss_verl_clamps_log_ratio(client: TestClient) -> None:
         ("token-mean", 1.75),
         ("seq-mean-token-mean", 2.5),
         ("seq-mean-token-sum", 3.5),
-        ("seq-mean-token-sum-norm", 7 / 3),
+        # verl 0.9.1: mean over the 2 rows of (row sum / T = 3); was 7/3 before the fix.
+        ("seq-mean-token-sum-norm", 7 / 6),
+        ("token-sum", 7.0),
     ],
 )
 def test_policy_loss_agg_modes_with_mask(client: TestClient, mode: str, loss: float) -> None:
@@ -277,7 +285,17 @@ def test_kl_estimators_with_mask(client: TestClient, estimator: str, value: floa
     body = KL_BODY | {"estimator": estimator, "mask": [1, 0]}
     r = client.post("/api/v1/kl", json=body)
     assert r.status_code == 200, r.text
-    assert r.json() == approx({"kl": value, "per_token": [value, 0.0], "estimator": estimator})
+    # d k / d log pi per token (k1: 1, k2: d, k3: 1 - e^-d = 0.5 at d = ln 2; d = 0 on token 1).
+    gradient = {"k1": [1.0, 1.0], "k2": [LN2, 0.0], "k3": [0.5, 0.0]}[estimator]
+    assert r.json() == approx(
+        {
+            "kl": value,
+            "per_token": [value, 0.0],
+            "estimator": estimator,
+            "gradient": gradient,
+            "true_gradient_weight": [LN2, 0.0],
+        }
+    )
 
 
 def test_kl_default_is_k3_and_agrees_with_ppo_core(client: TestClient) -> None:
@@ -287,7 +305,13 @@ def test_kl_default_is_k3_and_agrees_with_ppo_core(client: TestClient) -> None:
     assert r.status_code == 200, r.text
     mean, per_token = kl_estimate(lp, ref, estimator="k3")
     assert r.json() == approx(
-        {"kl": float(mean), "per_token": per_token.tolist(), "estimator": "k3"}
+        {
+            "kl": float(mean),
+            "per_token": per_token.tolist(),
+            "estimator": "k3",
+            "gradient": (1 - torch.exp(ref - lp)).tolist(),
+            "true_gradient_weight": (lp - ref).tolist(),
+        }
     )
 
 

@@ -96,6 +96,8 @@ def test_every_curve_endpoint_refuses_a_bad_value(client: TestClient) -> None:
         "/api/v1/entropy-comparison": "vocab_size=1",
         "/api/v1/kl-drift": "steps=1",
         "/api/v1/loss/sample": "clip_ratio=1",
+        "/api/v1/objective-curves": "ratio_min=0",
+        "/api/v1/aggregation-weights": "padded_length=0",
     }
     assert set(bad) == CACHEABLE_PATHS
     for path, query in bad.items():
