@@ -94,6 +94,7 @@ class Convention:
     rollout_is_mode: RolloutISMode = "truncate"
     rollout_is_threshold: float = 2.0
     rollout_is_threshold_low: float | None = None
+    approx_kl_clamped: bool = True
     notes: str = ""
 
     def with_overrides(self, **overrides: Any) -> Convention:
@@ -224,6 +225,7 @@ CONVENTIONS: dict[str, Convention] = {
             library="OpenRLHF",
             source="openrlhf/models/loss.py, cli/train_ppo_ray.py",
             log_ratio_clamp=20.0,
+            approx_kl_clamped=False,
             value_clip_range=0.5,
             value_scale=0.5,
             vf_coef=1.0,
@@ -297,6 +299,7 @@ _TRL_FAMILY: dict[str, Any] = {
 _OPENRLHF_FAMILY: dict[str, Any] = {
     "library": "OpenRLHF",
     "log_ratio_clamp": 20.0,
+    "approx_kl_clamped": False,
     "vf_coef": 0.0,
     "entropy_coef": 0.0,
     "gamma": 1.0,

@@ -258,7 +258,10 @@ def policy_terms(
         else:
             weight = ratio.clamp(max=clip_ratio_high)
         loss = -weight.detach() * advantages * logprobs
-        return PolicyTerms(loss, ratio, weight != ratio, None, log_ratio)
+        clipped = weight != ratio
+        if cispo_clip == "absolute":  # TRL's cispo_clip_ratio: (r > epsilon_high) & (A > 0)
+            clipped = clipped & (advantages > 0)
+        return PolicyTerms(loss, ratio, clipped, None, log_ratio)
     if mode == "sapo":
         ratio = torch.exp(log_ratio)
         tau = torch.where(
@@ -311,6 +314,7 @@ def policy_loss(
     gspo_stop_gradient: bool = True,
     gspo_log_ratio_max: float | None = None,
     rollout_is_weights: Tensor | None = None,
+    approx_kl_clamped: bool = True,
 ) -> PolicyLossOutput:
     """Policy *loss* of ``policy_loss_mode`` per token, aggregated, with the usual diagnostics.
 
@@ -335,7 +339,8 @@ def policy_loss(
 
     * ``clip_fraction``: share where the clip acts — vanilla / gspo: the clipped term is taken
       (verl ``pg_clipfrac``, OpenRLHF ``clip_ratio``, TRL ``clip_ratio/region_mean``); cispo:
-      the weight was clipped (verl); geo_mean: clipped with ``A > 0`` (verl); sapo / gpg: 0.
+      the weight was clipped (verl; with ``cispo_clip="absolute"`` only where ``A > 0``, TRL's
+      ``cispo_clip_ratio``); geo_mean: clipped with ``A > 0`` (verl); sapo / gpg: 0.
     * ``clip_fraction_lower``: share where dual clip binds (verl ``pg_clipfrac_lower``);
       geo_mean: clipped with ``A < 0``.
     * ``ratio_outside_fraction``: share with ``r`` outside ``[1-eps_low, 1+eps_high]``
@@ -367,6 +372,9 @@ def policy_loss(
         gspo_log_ratio_max: Upper cap on GSPO's log sequence ratio (verl: 10), or ``None``.
         rollout_is_weights: Detached rollout-correction weights (same shape) multiplying the
             per-token loss; geo_mean uses each row's geometric mean of them (verl).
+        approx_kl_clamped: k1 / k2 diagnostics on the log-ratio clamped by
+            ``log_ratio_clamp`` (verl's ``ppo_kl``) or on the raw one (OpenRLHF's ``ppo_kl``,
+            loss.py L257-258, although its ratio is clamped to ±20).
 
     Returns:
         A :class:`PolicyLossOutput`.
@@ -447,7 +455,7 @@ def policy_loss(
         lr = terms.log_ratio.detach()
         r = terms.ratio.detach()
         kl_lr = (logprobs - old_logprobs).detach()
-        if log_ratio_clamp is not None:
+        if log_ratio_clamp is not None and approx_kl_clamped:
             kl_lr = kl_lr.clamp(-log_ratio_clamp, log_ratio_clamp)
 
         def mean(x: Tensor) -> float:

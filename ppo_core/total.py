@@ -243,6 +243,7 @@ def convention_policy_loss(
         gspo_stop_gradient=c.gspo_stop_gradient,
         gspo_log_ratio_max=c.gspo_log_ratio_max,
         rollout_is_weights=rollout_is_weights,
+        approx_kl_clamped=c.approx_kl_clamped,
     )
 
 

@@ -60,10 +60,7 @@ def aggregate(
         row_sums.append(total)
         row_counts.append(int(np.sum(row_mask)))
     if mode == "seq-mean-token-mean":
-        per_row = [
-            s / max(c, 1)
-            for s, c in zip(row_sums, row_counts, strict=True)
-        ]
+        per_row = [s / max(c, 1) for s, c in zip(row_sums, row_counts, strict=True)]
     elif mode in ("seq-mean-token-sum", "seq-mean-token-sum-norm"):
         per_row = row_sums
     else:
@@ -601,6 +598,8 @@ def policy_family(
         loss = -w * a * lp
         grad = agg_w * w_is * (-w * a)
         clipped_taken, lower, ratio = w != r, np.zeros_like(r, dtype=bool), r
+        if cispo_clip == "absolute":  # TRL's cispo_clip_ratio counts A > 0 only
+            clipped_taken = clipped_taken & (a > 0)
     elif mode == "sapo":
         r = np.exp(lr)
         tau = np.where(a > 0, tau_pos, tau_neg)
