@@ -247,8 +247,11 @@ def policy_terms(
             log_s = logprobs - logprobs.detach() + seq_log.detach()
         else:
             log_s = seq_log.expand_as(logprobs)
-        hi = limit if gspo_log_ratio_max is None else min(limit, gspo_log_ratio_max)
-        ratio = torch.exp(log_s.clamp(-limit, hi))
+        # The sequence ratio is clamped only where exp would overflow the dtype and by
+        # gspo_log_ratio_max (verl's ≤ 10); no library applies a ±20 clamp in GSPO.
+        dtype_limit = log_ratio_limit(logprobs.dtype)
+        hi = dtype_limit if gspo_log_ratio_max is None else min(dtype_limit, gspo_log_ratio_max)
+        ratio = torch.exp(log_s.clamp(-dtype_limit, hi))
         t = clipped_surrogate(ratio, advantages, bounds)
         return PolicyTerms(t.loss, ratio, t.clipped_taken, t.dual_clip_taken, log_ratio)
     if mode == "cispo":
@@ -280,7 +283,9 @@ def policy_terms(
     sign = torch.sign(advantages)
     clamped = raw.clamp(-bounds.eps_low, bounds.eps_high)
     kept = sign * torch.minimum(sign * raw, sign * clamped)
-    seq_ratio = torch.exp(_row_mean(kept, m, GEO_MEAN_EPS).clamp(max=limit))
+    dtype_limit = log_ratio_limit(logprobs.dtype)  # no log_ratio_clamp in GMPO (verl)
+    seq_log = _row_mean(kept, m, GEO_MEAN_EPS).clamp(-dtype_limit, dtype_limit)
+    seq_ratio = torch.exp(seq_log)
     seq_adv = _row_mean(advantages, m, GEO_MEAN_EPS)
     row_loss = (-seq_adv * seq_ratio).expand_as(logprobs)
     clipped = raw != clamped
@@ -324,12 +329,13 @@ def policy_loss(
     minimise it.
 
     Numerics: ``r = exp(log_ratio)`` with ``log_ratio`` clamped to ``±log_ratio_clamp`` when set
-    (verl uses 20 in vanilla, sapo, cispo). Without it, ``log_ratio`` still saturates at
-    :func:`ppo_core.numerics.log_ratio_limit` so that ``r`` stays finite and ``A = 0`` gives a
-    loss of exactly 0 (never ``0 * inf = NaN``); for ``A < 0`` and a huge ratio the loss is then
-    a huge finite number (or ``+inf`` when ``-A r`` itself exceeds the dtype), which is the true
-    value of an unbounded loss: use dual clip or a clamp to bound it. Masked-out tokens never
-    reach the result, even when infinite.
+    (verl uses 20 in vanilla, sapo, cispo); the sequence ratios of gspo and geo_mean are not
+    clamped by it (no library does), only by ``gspo_log_ratio_max`` and the dtype. Without it,
+    ``log_ratio`` still saturates at :func:`ppo_core.numerics.log_ratio_limit` so that ``r``
+    stays finite and ``A = 0`` gives a loss of exactly 0 (never ``0 * inf = NaN``); for
+    ``A < 0`` and a huge ratio the loss is then a huge finite number (or ``+inf`` when ``-A r``
+    itself exceeds the dtype), which is the true value of an unbounded loss: use dual clip or a
+    clamp to bound it. Masked-out tokens never reach the result, even when infinite.
 
     Diagnostics accumulate in float64. k1 and k2 use the true token log-ratio (clamped only by
     an explicit ``log_ratio_clamp``, as verl's ``ppo_kl``); k3 uses the saturated one; the

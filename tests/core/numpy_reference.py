@@ -261,10 +261,12 @@ def kl_gradient(
 ) -> Array:
     """d k / d log pi, analytic: k1 1, k2 d, abs sign(d), k3 1 - e^-d (0 where clamped), k3+ d."""
     d = f64(logprobs) - f64(ref_logprobs)
+    if estimator == "k3+":  # k2's gradient, whatever clamps the value
+        return d
     if estimator == "k1":
         g = np.ones_like(d)
-    elif estimator in ("k2", "k3+"):
-        return d
+    elif estimator == "k2":
+        g = d.copy()
     elif estimator == "abs":
         g = np.sign(d)
     else:
