@@ -1,0 +1,34 @@
+"""The documentation of the presets and modes stays in step with ppo_core."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ppo_core.aggregation import LOSS_AGG_MODES
+from ppo_core.conventions import CONVENTIONS
+from ppo_core.policy import POLICY_LOSS_MODES
+
+ROOT = Path(__file__).resolve().parents[2]
+FAMILY = (ROOT / "docs" / "family.md").read_text()
+README = (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("name", [n for n in CONVENTIONS if "-" in n])
+def test_every_family_preset_is_documented_with_its_mode(name: str) -> None:
+    rows = [line for line in FAMILY.splitlines() if line.startswith(f"| `{name}` |")]
+    assert len(rows) == 1, name
+    mode = CONVENTIONS[name].policy_loss_mode
+    assert rows[0].split("|")[2].strip().startswith(mode), (name, mode)
+    assert name.split("-", 1)[1].split("_")[0] in README, name
+
+
+@pytest.mark.parametrize("mode", POLICY_LOSS_MODES)
+def test_every_mode_has_a_formula_row(mode: str) -> None:
+    assert any(line.startswith(f"| `{mode}`") for line in FAMILY.splitlines()), mode
+
+
+@pytest.mark.parametrize("mode", LOSS_AGG_MODES)
+def test_every_aggregation_mode_is_documented(mode: str) -> None:
+    assert f"| `{mode}` |" in FAMILY and f"`{mode}`" in README
