@@ -39,6 +39,27 @@ request = function()
 end
 """
 
+RANDOM_FAMILY_LUA = """
+math.randomseed(os.time() + 1)
+request = function()
+  local eps = 0.05 + math.random() * 0.9
+  local adv = -3 + math.random() * 6
+  local fmt = "/api/v1/objective-curves?points=101&epsilon=%.6f&advantage=%.6f"
+  local path = string.format(fmt, eps, adv)
+  return wrk.format("GET", path)
+end
+"""
+
+POLICY_LOSS_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"logprobs": [[-1.0, -0.5, -0.3, -2.0], [-2.0, 0.0, -0.1, -0.4]], ' ..
+  '"old_logprobs": [[-1.1, -0.4, -0.3, -1.5], [-1.0, 0.0, -0.2, -0.4]], ' ..
+  '"advantages": [1.0, -1.0], "mask": [[1, 1, 1, 1], [1, 1, 1, 0]], ' ..
+  '"convention": "verl-gspo", "rollout_logprobs": [[-1.0, -0.5, -0.3, -2.1], ' ..
+  '[-1.2, 0.0, -0.1, -0.4]], "rollout_is_level": "token"}'
+"""
+
 
 def wrk(url: str, duration: int, script: str | None = None) -> dict[str, float]:
     cmd = ["wrk", "-t2", "-c32", f"-d{duration}s", "--latency"]
@@ -159,14 +180,32 @@ def main() -> int:
     with running_server() as server:
         base = server.base
         time.sleep(12)  # let the analyzer's worker processes finish importing
-        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-            f.write(RANDOM_CLIP_LUA)
+        scripts = {}
+        for name, lua in (
+            ("clip", RANDOM_CLIP_LUA),
+            ("family", RANDOM_FAMILY_LUA),
+            ("policy", POLICY_LOSS_LUA),
+        ):
+            with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+                f.write(lua)
+            scripts[name] = f.name
         runs = {
             "/healthz": wrk(f"{base}/healthz", args.duration),
             "/api/v1/clip-objective (same query: cached)": wrk(
                 f"{base}/api/v1/clip-objective?points=100", args.duration
             ),
-            "/api/v1/clip-objective (random eps, A: computed)": wrk(base, args.duration, f.name),
+            "/api/v1/clip-objective (random eps, A: computed)": wrk(
+                base, args.duration, scripts["clip"]
+            ),
+            "/api/v1/objective-curves (same query: cached)": wrk(
+                f"{base}/api/v1/objective-curves?points=101", args.duration
+            ),
+            "/api/v1/objective-curves (random eps, A: 6 modes computed)": wrk(
+                base, args.duration, scripts["family"]
+            ),
+            "POST /api/v1/policy-loss (verl-gspo + TIS, 8 tokens)": wrk(
+                f"{base}/api/v1/policy-loss", args.duration, scripts["policy"]
+            ),
         }
         health = runs["/healthz"]["rps"]
         print(f"\nwrk -t2 -c32 -d{args.duration}s, one worker")

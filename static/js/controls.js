@@ -12,7 +12,11 @@ export function valueOf(el) {
   if (el.type === "checkbox") return el.checked;
   if (el.type === "range" || el.type === "number") {
     const raw = Number(el.value);
-    return el.dataset.scale === "log" ? 10 ** raw : raw;
+    if (el.dataset.scale !== "log") return raw;
+    // A log slider steps in log10 units; data-digits rounds its value to that many significant
+    // digits, so that e.g. ε = 0.2 or 3e-4 (GSPO) reads and is sent as typed, not 0.1995.
+    const value = 10 ** raw;
+    return el.dataset.digits ? Number(value.toPrecision(Number(el.dataset.digits))) : value;
   }
   return el.value;
 }

@@ -200,9 +200,7 @@ def test_unknown_loss_agg_mode(client: TestClient) -> None:
 def test_unknown_kl_estimator(client: TestClient) -> None:
     body = {"logprobs": [0.0], "ref_logprobs": [0.0], "estimator": "k4"}
     r = client.post("/api/v1/kl", json=body)
-    assert_error(
-        r, 422, ["body", "estimator"], "Input should be 'k1', 'k2', 'k3', 'abs' or 'k3+'"
-    )
+    assert_error(r, 422, ["body", "estimator"], "Input should be 'k1', 'k2', 'k3', 'abs' or 'k3+'")
 
 
 def test_unknown_field_is_not_echoed(client: TestClient) -> None:
