@@ -94,12 +94,27 @@ def req_tensor(
 def finite(name: str, value: float) -> float:
     """Refuse a non-finite result with a 422 that says which quantity overflowed."""
     if not math.isfinite(value):
+        hint = "send smaller values"
+        if name in _RATIO_BOUNDED:
+            hint = "bound it with log_ratio_clamp or dual_clip, or send smaller values"
         raise PPOInputError(
-            name,
-            f"result is {value}: it overflows float64 for these inputs (bound it with "
-            "log_ratio_clamp or dual_clip, or send smaller values)",
+            name, f"result is {value}: it overflows float64 for these inputs ({hint})"
         )
     return value
+
+
+_RATIO_BOUNDED = {
+    "loss",
+    "per_token_loss",
+    "policy_loss",
+    "total_loss",
+    "logprob_gradient",
+    "ratio",
+    "ratio_max",
+    "ratio_mean",
+    "approx_kl_k3",
+}
+"""Results that a log-ratio clamp or a dual clip bounds (the hint of :func:`finite`)."""
 
 
 def finite_or_none(name: str, value: float | None) -> float | None:

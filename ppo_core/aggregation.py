@@ -68,13 +68,38 @@ def masked_mean(values: Tensor, mask: Tensor | None, *, dtype: torch.dtype | Non
     """
     if mask is None:
         return values.mean() if dtype is None else values.sum(dtype=dtype) / values.numel()
-    return _masked_zero(values, mask).sum(dtype=dtype) / mask.sum(dtype=dtype)
+    return masked_zero(values, mask).sum(dtype=dtype) / mask.sum(dtype=dtype)
 
 
-def _masked_zero(values: Tensor, mask: Tensor) -> Tensor:
+def masked_zero(values: Tensor, mask: Tensor) -> Tensor:
     """``values`` with masked-out entries set to 0 — by selection, not by ``values * mask``,
     so an inf or NaN under a 0 of the mask (padding) cannot leak into the result."""
-    return torch.where(mask > 0, values, torch.zeros((), dtype=values.dtype))
+    return torch.where(mask > 0, values, values.new_zeros(()))
+
+
+def masked_row_mean(
+    values: Tensor, mask: Tensor | None, *, empty_eps: float | None = None
+) -> Tensor:
+    """Per-row masked mean over the last axis, keeping it (``[B, 1]``; ``[1]`` for 1-D).
+
+    The count is ``clamp(n, 1)`` (verl's GSPO, TRL, OpenRLHF), or with ``empty_eps`` it is
+    ``n`` for ``n >= 1`` and ``empty_eps`` for an empty row (verl's ``n + 1e-8`` under its
+    integer / bool masks, which float32 rounds to ``n``): an empty row's mean is 0 either way.
+
+    Examples:
+        >>> import torch
+        >>> masked_row_mean(torch.tensor([[1.0, 3.0], [5.0, 7.0]]), torch.tensor([[1.0, 1.0],
+        ...                 [0.0, 0.0]]))
+        tensor([[2.],
+                [0.]])
+    """
+    if mask is None:
+        return values.mean(dim=-1, keepdim=True)
+    total = masked_zero(values, mask).sum(dim=-1, keepdim=True)
+    n = mask.sum(dim=-1, keepdim=True)
+    if empty_eps is None:
+        return total / n.clamp(min=1)
+    return total / torch.where(n > 0, n, empty_eps)
 
 
 def masked_var(values: Tensor, mask: Tensor | None, *, unbiased: bool = True) -> Tensor:
@@ -180,10 +205,10 @@ def aggregate(
     if mode == "token-mean":
         return masked_mean(per_token, mask)
     if mode == "token-sum":
-        return (per_token if mask is None else _masked_zero(per_token, mask)).sum()
+        return (per_token if mask is None else masked_zero(per_token, mask)).sum()
     rows = _rows(per_token)
     row_mask = None if mask is None else _rows(mask)
-    token_sum = (rows if row_mask is None else _masked_zero(rows, row_mask)).sum(dim=-1)
+    token_sum = (rows if row_mask is None else masked_zero(rows, row_mask)).sum(dim=-1)
     if row_mask is None:
         counts = torch.full_like(token_sum, rows.shape[-1])
     else:
@@ -193,7 +218,7 @@ def aggregate(
     if mode == "seq-mean-token-mean":
         token_sum = token_sum / counts.clamp(min=1)
     if not count_empty_rows:
-        token_sum = torch.where(has_tokens, token_sum, torch.zeros((), dtype=rows.dtype))
+        token_sum = torch.where(has_tokens, token_sum, token_sum.new_zeros(()))
     loss = token_sum.sum() / n_rows
     if mode == "seq-mean-token-sum-norm":
         loss = loss / (rows.shape[-1] if loss_scale_factor is None else loss_scale_factor)

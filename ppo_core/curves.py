@@ -173,6 +173,11 @@ class ObjectiveCurve:
     """``-loss`` of a one-token sequence with ``log pi_old = 0`` (so ``log pi = log r``)."""
     gradient_weight: Tensor
     """``d objective / d log pi``: how hard the update pushes this token's log-prob."""
+    band: tuple[float, float] | None
+    """The ratio interval where the mode's clip leaves the gradient alone (vanilla / gspo:
+    ``[1-eps_low, 1+eps_high]``; geo_mean: ``[e^-eps_low, e^eps_high]``, a log-space clip;
+    cispo: the band of its weight, or ``[0, cap]`` with ``cispo_clip="absolute"``); ``None``
+    for sapo and gpg, which do not clip."""
 
 
 def objective_curves(
@@ -193,9 +198,10 @@ def objective_curves(
     """The policy-loss family side by side: objective and gradient weight vs the ratio.
 
     Each point is a one-token sequence with ratio ``r``, ``log pi_old = 0`` and advantage
-    ``A``, run through :func:`ppo_core.policy.policy_loss`; so GSPO and GMPO coincide with
-    PPO's clip here (their sequence ratio is the token's), CISPO's and GPG's objectives
-    include ``log pi = log r``. The gradient weight ``d objective / d log pi`` is the
+    ``A``, run through :func:`ppo_core.policy.policy_loss`; so GSPO coincides with PPO's clip
+    here (its sequence ratio is the token's) and GMPO differs only by clipping in log space
+    (band ``[e^-eps_low, e^eps_high]``); CISPO's and GPG's objectives include
+    ``log pi = log r``. The gradient weight ``d objective / d log pi`` is the
     autograd gradient: PPO's is ``r A`` inside the trust region and 0 where the clip binds,
     CISPO's ``clip(r) A`` never vanishes, SAPO's fades smoothly, GPG's is ``A`` everywhere.
 
@@ -220,6 +226,7 @@ def objective_curves(
     if not math.isfinite(advantage):
         raise PPOInputError("advantage", f"must be finite, got {advantage}")
     grid = _grid(ratio_min, ratio_max, points, "ratio_min", "ratio_max")
+    bounds = clip_bounds(epsilon, epsilon_low, epsilon_high, dual_clip)
     old = torch.zeros(points, 1, dtype=grid.dtype)
     adv = torch.full((points, 1), float(advantage), dtype=grid.dtype)
     out = {}
@@ -243,6 +250,19 @@ def objective_curves(
         (grad,) = torch.autograd.grad(objective.sum(), leaf, allow_unused=True)
         weight = torch.zeros_like(leaf) if grad is None else grad
         out[mode] = ObjectiveCurve(
-            objective=objective.detach().squeeze(-1), gradient_weight=weight.squeeze(-1)
+            objective=objective.detach().squeeze(-1),
+            gradient_weight=weight.squeeze(-1),
+            band=_band(mode, bounds, cispo_clip),
         )
     return grid, out
+
+
+def _band(mode: str, bounds: ClipBounds, cispo_clip: str) -> tuple[float, float] | None:
+    """See :attr:`ObjectiveCurve.band`."""
+    if mode in ("vanilla", "gspo") or (mode == "cispo" and cispo_clip == "band"):
+        return (bounds.low, bounds.high)
+    if mode == "cispo":
+        return (0.0, bounds.eps_high)
+    if mode == "geo_mean":
+        return (math.exp(-bounds.eps_low), math.exp(bounds.eps_high))
+    return None

@@ -77,7 +77,9 @@ def kl_from_log_ratio(d: Tensor, estimator: KLEstimator = "k3", clamp: KLClamp =
     elif estimator == "abs":
         value = d.abs()
     else:
-        x = d
+        # exp(-d) overflows the dtype for d below -log_ratio_limit: saturate there (k3 only;
+        # the other estimators and k3+'s gradient need no bound).
+        x = d.clamp(min=-log_ratio_limit(d.dtype))
         if clamp == "verl":
             x = d.clamp(-VERL_K3_LOG_RATIO_CLAMP, VERL_K3_LOG_RATIO_CLAMP)
         elif clamp == "openrlhf":
@@ -104,8 +106,8 @@ def kl_per_token(
     """Per-token KL estimate of ``KL(pi || pi_ref)`` from sampled-token log-probs.
 
     Formula: :func:`kl_from_log_ratio` of ``d = logprobs - ref_logprobs``. ``d`` is clamped to
-    ``±log_ratio_clamp`` when set and always saturates at :func:`ppo_core.numerics.
-    log_ratio_limit` so ``k3`` stays finite; ``clamp`` adds a library's own clamps.
+    ``±log_ratio_clamp`` when set; k3's ``e^{-d}`` saturates where it would overflow the dtype
+    (:func:`ppo_core.numerics.log_ratio_limit`); ``clamp`` adds a library's own clamps.
 
     Examples:
         >>> import torch
@@ -114,11 +116,10 @@ def kl_per_token(
         [0.6931, 0.2402, 0.1931]
     """
     check_same_shape("logprobs", logprobs, ref_logprobs=ref_logprobs)
-    limit = log_ratio_limit(logprobs.dtype)
+    d = logprobs - ref_logprobs
     if log_ratio_clamp is not None:
         check_positive("log_ratio_clamp", log_ratio_clamp)
-        limit = min(limit, log_ratio_clamp)
-    d = (logprobs - ref_logprobs).clamp(-limit, limit)
+        d = d.clamp(-log_ratio_clamp, log_ratio_clamp)
     return kl_from_log_ratio(d, estimator, clamp)
 
 

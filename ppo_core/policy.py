@@ -51,7 +51,13 @@ from ppo_core._checks import (
     check_same_shape,
     prepare_mask,
 )
-from ppo_core.aggregation import LossAggMode, aggregate, check_loss_agg_mode, masked_mean
+from ppo_core.aggregation import (
+    LossAggMode,
+    aggregate,
+    check_loss_agg_mode,
+    masked_mean,
+    masked_row_mean,
+)
 from ppo_core.kl import kl_from_log_ratio
 from ppo_core.numerics import log_ratio_limit
 
@@ -132,7 +138,7 @@ CISPO_CLIPS: tuple[str, ...] = get_args(CispoClip)
 GEO_MEAN_EPS = 1e-8
 """verl's ``n_i + 1e-8`` in GMPO's per-sequence means. Its trainer's bool mask makes the sum an
 integer, and ``int + 1e-8`` evaluates in float32 to ``n_i`` exactly for ``n_i >= 1``; an empty
-row's mean is then ``0 / 1e-8 = 0``. :func:`_row_mean` reproduces both."""
+row's mean is then ``0 / 1e-8 = 0``: :func:`ppo_core.aggregation.masked_row_mean`."""
 
 
 @dataclass(frozen=True)
@@ -202,17 +208,6 @@ def sequence_advantages(advantages: Tensor, logprobs: Tensor) -> Tensor:
     return advantages
 
 
-def _row_mean(x: Tensor, m: Tensor | None, eps: float | None = None) -> Tensor:
-    """Per-row masked mean over the last axis, ``[B, 1]`` (``[1]`` for 1-D input), over
-    ``clamp(n, 1)`` (verl gspo, TRL, OpenRLHF) or, with ``eps``, ``n`` for ``n >= 1`` and
-    ``eps`` for an empty row (verl geo_mean under its bool mask, see :data:`GEO_MEAN_EPS`)."""
-    if m is None:
-        return x.mean(dim=-1, keepdim=True)
-    total = torch.where(m > 0, x, torch.zeros((), dtype=x.dtype)).sum(dim=-1, keepdim=True)
-    n = m.sum(dim=-1, keepdim=True)
-    return total / (torch.where(n > 0, n, eps) if eps is not None else n.clamp(min=1))
-
-
 def policy_terms(
     logprobs: Tensor,
     old_logprobs: Tensor,
@@ -221,7 +216,6 @@ def policy_terms(
     *,
     policy_loss_mode: PolicyLossMode,
     bounds: ClipBounds,
-    clip_ratio_high: float,
     limit: float,
     sapo_tau_pos: float,
     sapo_tau_neg: float,
@@ -242,7 +236,7 @@ def policy_terms(
         t = clipped_surrogate(ratio, advantages, bounds)
         return PolicyTerms(t.loss, ratio, t.clipped_taken, t.dual_clip_taken, log_ratio)
     if mode == "gspo":
-        seq_log = _row_mean(raw, m)
+        seq_log = masked_row_mean(raw, m)
         if gspo_stop_gradient:
             log_s = logprobs - logprobs.detach() + seq_log.detach()
         else:
@@ -259,7 +253,7 @@ def policy_terms(
         if cispo_clip == "band":
             weight = ratio.clamp(bounds.low, bounds.high)
         else:
-            weight = ratio.clamp(max=clip_ratio_high)
+            weight = ratio.clamp(max=bounds.eps_high)  # TRL: epsilon_high is the cap itself
         loss = -weight.detach() * advantages * logprobs
         clipped = weight != ratio
         if cispo_clip == "absolute":  # TRL's cispo_clip_ratio: (r > epsilon_high) & (A > 0)
@@ -284,9 +278,9 @@ def policy_terms(
     clamped = raw.clamp(-bounds.eps_low, bounds.eps_high)
     kept = sign * torch.minimum(sign * raw, sign * clamped)
     dtype_limit = log_ratio_limit(logprobs.dtype)  # no log_ratio_clamp in GMPO (verl)
-    seq_log = _row_mean(kept, m, GEO_MEAN_EPS).clamp(-dtype_limit, dtype_limit)
+    seq_log = masked_row_mean(kept, m, empty_eps=GEO_MEAN_EPS).clamp(-dtype_limit, dtype_limit)
     seq_ratio = torch.exp(seq_log)
-    seq_adv = _row_mean(advantages, m, GEO_MEAN_EPS)
+    seq_adv = masked_row_mean(advantages, m, empty_eps=GEO_MEAN_EPS)
     row_loss = (-seq_adv * seq_ratio).expand_as(logprobs)
     clipped = raw != clamped
     return PolicyTerms(
@@ -429,7 +423,6 @@ def policy_loss(
         m,
         policy_loss_mode=policy_loss_mode,
         bounds=bounds,
-        clip_ratio_high=clip_ratio if clip_ratio_high is None else clip_ratio_high,
         limit=limit,
         sapo_tau_pos=sapo_tau_pos,
         sapo_tau_neg=sapo_tau_neg,
@@ -441,7 +434,9 @@ def policy_loss(
     if policy_loss_mode == "geo_mean":
         if rollout_is_weights is not None:
             w = rollout_is_weights.detach()
-            per_token = per_token * torch.exp(_row_mean(torch.log(w + 1e-10), m, GEO_MEAN_EPS))
+            per_token = per_token * torch.exp(
+                masked_row_mean(torch.log(w + 1e-10), m, empty_eps=GEO_MEAN_EPS)
+            )
         rows = per_token if per_token.dim() > 1 else per_token.unsqueeze(0)
         loss = rows[..., 0].mean()  # verl: torch.mean over every row, empty rows included
     else:

@@ -39,7 +39,7 @@ from ppo_core._checks import (
     check_same_shape,
     prepare_mask,
 )
-from ppo_core.aggregation import masked_mean
+from ppo_core.aggregation import masked_mean, masked_row_mean, masked_zero
 from ppo_core.kl import kl_from_log_ratio
 from ppo_core.numerics import log_ratio_limit
 
@@ -104,20 +104,21 @@ def rollout_weights(
                 f"must be <= rollout_is_threshold ({threshold}), got {threshold_low}",
             )
     m = prepare_mask(mask, old_logprobs)
-    ones = torch.ones_like(old_logprobs)
-    mf = ones if m is None else m
+    mf = torch.ones_like(old_logprobs) if m is None else m
+    valid = mf > 0
+    # verl's ±20, or less where exp would overflow the dtype (float16: 11.09).
+    bound = min(SAFETY_BOUND, log_ratio_limit(old_logprobs.dtype))
     log_rho = (old_logprobs - rollout_logprobs).detach()
     if level == "token":
-        raw = torch.exp(log_rho.clamp(-SAFETY_BOUND, SAFETY_BOUND))
+        raw = torch.exp(log_rho.clamp(-bound, bound))
     else:
-        summed = _masked_zero(log_rho, mf).sum(dim=-1, keepdim=True)
-        raw = torch.exp(summed.clamp(-SAFETY_BOUND, SAFETY_BOUND)).expand_as(log_rho)
-    raw = raw * mf
-    valid = mf > 0
+        summed = masked_zero(log_rho, mf).sum(dim=-1, keepdim=True)
+        raw = torch.exp(summed.clamp(-bound, bound)).expand_as(log_rho)
+    raw = masked_zero(raw, mf)
     if mode == "truncate":
         weights = raw.clamp(max=threshold)
         if threshold_low is not None:
-            weights = weights.clamp(min=threshold_low) * mf
+            weights = masked_zero(weights.clamp(min=threshold_low), mf)
         kept = valid
     else:
         low = 1.0 / threshold if threshold_low is None else threshold_low
@@ -126,18 +127,13 @@ def rollout_weights(
     return weights, raw, kept
 
 
-def _masked_zero(x: Tensor, m: Tensor) -> Tensor:
-    return torch.where(m > 0, x, torch.zeros((), dtype=x.dtype, device=x.device))
-
-
 def _row_mean(x: Tensor, m: Tensor) -> Tensor:
     """verl's ``masked_mean(x, m, axis=-1)`` = ``sum / (count + 1e-8)`` with verl's integer
     response mask, where ``count + 1e-8`` evaluates in float32 to ``count``: ``sum / count``,
     and 0 for a row without tokens."""
     rows_x = x if x.dim() > 1 else x.unsqueeze(0)
     rows_m = m if m.dim() > 1 else m.unsqueeze(0)
-    count = rows_m.sum(dim=-1)
-    return _masked_zero(rows_x, rows_m).sum(dim=-1) / torch.where(count > 0, count, 1e-8)
+    return masked_row_mean(rows_x, rows_m, empty_eps=1e-8).squeeze(-1)
 
 
 def rollout_correction(
@@ -215,9 +211,10 @@ def _is_metrics(
     if level == "sequence":
         rows_lr = log_rho if log_rho.dim() > 1 else log_rho.unsqueeze(0)
         rows_m = m if m.dim() > 1 else m.unsqueeze(0)
-        summed = _masked_zero(rows_lr, rows_m).sum(dim=-1)
+        summed = masked_zero(rows_lr, rows_m).sum(dim=-1).double()
         out["rollout_is_max"] = math.exp(min(float(summed.max()), SAFETY_BOUND))
-        out["rollout_is_min"] = math.exp(float(summed.min()))
+        # verl leaves the minimum unclamped; saturate where exp would overflow float64.
+        out["rollout_is_min"] = math.exp(min(float(summed.min()), log_ratio_limit(torch.float64)))
         out["rollout_is_ratio_fraction_high"] = float((summed > math.log(upper)).double().mean())
         log_lower = math.log(lower) if lower > 0 else -math.inf
         out["rollout_is_ratio_fraction_low"] = float((summed < log_lower).double().mean())
@@ -282,8 +279,8 @@ def offpolicy_metrics(old: Tensor, rollout: Tensor, m: Tensor) -> dict[str, floa
     limit = log_ratio_limit(log_rho.dtype)
     rows_lr = log_rho if log_rho.dim() > 1 else log_rho.unsqueeze(0)
     rows_m = m if m.dim() > 1 else m.unsqueeze(0)
-    summed = _masked_zero(rows_lr, rows_m).sum(dim=-1).double()
-    rho = torch.exp(log_rho.clamp(-SAFETY_BOUND, SAFETY_BOUND))
+    summed = masked_zero(rows_lr, rows_m).sum(dim=-1).double()
+    rho = torch.exp(log_rho.double().clamp(-SAFETY_BOUND, SAFETY_BOUND))  # squared: float64
     return {
         "training_ppl": float(torch.exp(-mean_train).mean()),
         "training_log_ppl": float((-mean_train).mean()),
@@ -296,6 +293,6 @@ def offpolicy_metrics(old: Tensor, rollout: Tensor, m: Tensor) -> dict[str, floa
         "log_ppl_diff_max": float(diff.max()),
         "log_ppl_diff_min": float(diff.min()),
         "ppl_ratio": float(torch.exp(diff).mean()),
-        "chi2_token": mmean(rho * rho) - 1.0,
+        "chi2_token": float(masked_mean(rho * rho, m.double())) - 1.0,
         "chi2_seq": float(torch.exp(2.0 * summed.clamp(-SAFETY_BOUND, SAFETY_BOUND)).mean()) - 1.0,
     }

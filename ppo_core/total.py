@@ -132,12 +132,7 @@ def ppo_total_loss(
     c = convention
     m = prepare_mask(mask, logprobs)
 
-    if c.advantage_norm == "minibatch":
-        if m is None:
-            advantages = normalize_advantages(advantages)
-        else:
-            std = masked_var(advantages, m, unbiased=True).sqrt()
-            advantages = (advantages - masked_mean(advantages, m)) / (std + 1e-8)
+    advantages = convention_advantages(advantages, m, c)
 
     correction = None
     if rollout_logprobs is not None and c.rollout_is_level is not None:
@@ -210,6 +205,20 @@ def ppo_total_loss(
         explained_variance=explained_variance(values, returns, m),
         rollout=correction,
     )
+
+
+def convention_advantages(
+    advantages: Tensor, mask: Tensor | None, convention: Convention
+) -> Tensor:
+    """The advantages the convention's policy loss sees: normalised over the valid tokens
+    with ``advantage_norm == "minibatch"`` (CleanRL, SB3: ``(A - mean) / (std + 1e-8)``,
+    unbiased std), as given otherwise."""
+    if convention.advantage_norm != "minibatch":
+        return advantages
+    if mask is None:
+        return normalize_advantages(advantages)
+    std = masked_var(advantages, mask, unbiased=True).sqrt()
+    return (advantages - masked_mean(advantages, mask)) / (std + 1e-8)
 
 
 def convention_policy_loss(

@@ -11,6 +11,7 @@ from app.schemas import (
     GroupRequest,
     GroupResponse,
     ReinforcePPRequest,
+    ReinforcePPResponse,
     RolloutCorrectionRequest,
     RolloutCorrectionResponse,
 )
@@ -95,13 +96,13 @@ async def group_route(body: GroupRequest, request: Request) -> GroupResponse:
     return await compute(request, count_elements(body, ("rewards",)), run)
 
 
-@router.post("/advantages/reinforce-plus-plus", response_model=GAEResponse)
-async def reinforce_pp_route(body: ReinforcePPRequest, request: Request) -> GAEResponse:
+@router.post("/advantages/reinforce-plus-plus", response_model=ReinforcePPResponse)
+async def reinforce_pp_route(body: ReinforcePPRequest, request: Request) -> ReinforcePPResponse:
     """REINFORCE++ (verl): discounted token returns whitened over the batch's tokens; with
     ``group_ids``, the group-baseline form (score minus group mean, whitened)."""
     n = limits(request).max_tensor_elements
 
-    def run() -> GAEResponse:
+    def run() -> ReinforcePPResponse:
         rewards = req_tensor(body, "token_level_rewards", n, (2,))
         ids = None
         if body.group_ids is not None:
@@ -109,7 +110,7 @@ async def reinforce_pp_route(body: ReinforcePPRequest, request: Request) -> GAER
         out = reinforce_plus_plus(
             rewards, opt_tensor(body, "mask", n), gamma=body.gamma, group_ids=ids
         )
-        return GAEResponse(
+        return ReinforcePPResponse(
             advantages=finite_list("advantages", out.advantages),
             returns=finite_list("returns", out.returns),
         )

@@ -345,6 +345,7 @@ def objective_family(q: ObjectiveCurvesQuery) -> ObjectiveCurvesResponse:
             mode: ObjectiveCurveOut(
                 objective=finite_list("objective", c.objective),
                 gradient_weight=finite_list("gradient_weight", c.gradient_weight),
+                band=c.band,
             )
             for mode, c in curves.items()
         },

@@ -394,3 +394,51 @@ def test_analyze_takes_the_family_knobs_and_rollout_logprobs(client: TestClient)
     assert r2.status_code == 200, r2.text
     assert r2.json()["breakdown"] == pytest.approx(got["breakdown"])
     close(r2.json()["logprob_gradient"], got["logprob_gradient"])
+
+
+# --- regressions found in review -------------------------------------------------------------
+
+
+def test_kl_estimators_beyond_the_dtype_limit_are_exact(client: TestClient) -> None:
+    # d = 1000: k1 = 1000 and its gradient 1 (no saturation at 709.78); k3+ keeps the gradient
+    # d even though verl clamps its value to 10.
+    body = {"logprobs": [0.0], "ref_logprobs": [-1000.0]}
+    k1 = client.post("/api/v1/kl", json=body | {"estimator": "k1"}).json()
+    assert k1["per_token"] == [1000.0] and k1["gradient"] == [1.0]
+    k3p = client.post("/api/v1/kl", json=body | {"estimator": "k3+", "clamp": "verl"}).json()
+    assert k3p["per_token"] == [10.0] and k3p["gradient"] == [1000.0]
+
+
+def test_sequence_rollout_metrics_do_not_overflow(client: TestClient) -> None:
+    # Every row's summed log-ratio (800) is past exp's float64 range: the weights clamp at ±20
+    # (verl) and rollout_is_min saturates instead of raising.
+    body = {"old_logprobs": [[400.0, 400.0]], "rollout_logprobs": [[0.0, 0.0]]}
+    r = client.post("/api/v1/rollout-correction", json=body | {"level": "sequence"})
+    assert r.status_code == 200, r.text
+    assert r.json()["weights"] == [[2.0, 2.0]]  # min(e^20, 2)
+    assert math.isfinite(r.json()["metrics"]["rollout_is_min"])
+    p = client.post(
+        POLICY,
+        json={
+            "logprobs": [[400.0, 400.0]],
+            "old_logprobs": [[400.0, 400.0]],
+            "advantages": [1.0],
+            "rollout_logprobs": [[0.0, 0.0]],
+            "rollout_is_level": "sequence",
+        },
+    )
+    assert p.status_code == 200, p.text
+
+
+def test_objective_curves_report_each_modes_band(client: TestClient) -> None:
+    q = {"modes": "vanilla,geo_mean,cispo,sapo", "epsilon": 0.2, "points": 3}
+    curves = client.get("/api/v1/objective-curves", params=q).json()["curves"]
+    assert curves["vanilla"]["band"] == pytest.approx([0.8, 1.2])
+    assert curves["geo_mean"]["band"] == pytest.approx([math.exp(-0.2), math.exp(0.2)])
+    assert curves["cispo"]["band"] == pytest.approx([0.8, 1.2])
+    assert curves["sapo"]["band"] is None
+    absolute = client.get(
+        "/api/v1/objective-curves",
+        params={"modes": "cispo", "cispo_clip": "absolute", "epsilon_high": 5, "points": 3},
+    ).json()
+    assert absolute["curves"]["cispo"]["band"] == pytest.approx([0.0, 5.0])

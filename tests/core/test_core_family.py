@@ -548,7 +548,7 @@ def test_policy_terms_run_on_meta(mode, dtype):
             t = policy_terms(
                 lp, meta(3, 5, dtype=dtype), meta(3, 5, dtype=dtype), mask,
                 policy_loss_mode=mode, bounds=clip_bounds(0.2, dual_clip=3.0),
-                clip_ratio_high=0.2, limit=20.0, sapo_tau_pos=1.0, sapo_tau_neg=1.05,
+                limit=20.0, sapo_tau_pos=1.0, sapo_tau_neg=1.05,
                 cispo_clip="band", gspo_stop_gradient=stop, gspo_log_ratio_max=10.0,
             )  # fmt: skip
             for name in ("loss", "ratio", "log_ratio"):

@@ -344,3 +344,15 @@ def test_shape_mismatch_is_rejected():
     with pytest.raises(PPOInputError) as err:
         rollout_weights(torch.zeros(2, 3), torch.zeros(2, 4))
     assert err.value.field == "rollout_logprobs"
+
+
+def test_float16_weights_stay_finite_and_zero_at_padding():
+    # log rho = 15 at a padded token overflows exp in float16 (limit 11.09): the weight there is
+    # 0, not inf * 0 = NaN, and the valid token's chi-square is computed in float64.
+    old = torch.tensor([[15.0, 12.0]], dtype=torch.float16)
+    rollout = torch.zeros_like(old)
+    mask = torch.tensor([[0.0, 1.0]], dtype=torch.float16)
+    w, raw, _ = rollout_weights(old, rollout, mask, threshold=1e4)
+    assert torch.isfinite(w).all() and float(w[0, 0]) == 0.0 and float(raw[0, 0]) == 0.0
+    c = rollout_correction(old, rollout, mask, threshold=1e4)
+    assert math.isfinite(c.metrics["chi2_token"])
