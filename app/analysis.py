@@ -1,5 +1,7 @@
-"""The batch analyzer. Runs in a worker process: parses the body (JSON or ``.npy`` bytes),
-validates it, computes the loss breakdown, diagnostics and histograms, returns plain data."""
+"""The batch analyzer. Runs in a worker process: parses the body (JSON, or uploads: one
+``.npy`` per field, or one ``.npz`` / ``.safetensors`` holding the fields by name), validates
+it, computes the loss breakdown, diagnostics, histograms and the batch inspector's sections
+(:mod:`app.inspector`), returns plain data."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import torch
 from pydantic import ValidationError
 
 from app.errors import RequestInvalid, error_item, pydantic_errors
+from app.inspector import Inspection, inspect_batch
 from app.schemas import AnalyzeRequest, AnalyzeResponse, HistogramOut
 from app.services import (
     AppliedCorrection,
@@ -22,8 +25,17 @@ from app.services import (
     resolve_convention,
     rollout_for,
 )
-from app.tensors import from_json, from_npy
-from ppo_core import PPOInputError, compute_advantages, histogram, ppo_total_loss
+from app.tensors import (
+    batch_file_kind,
+    from_array,
+    from_json,
+    from_npy,
+    from_npz,
+    from_safetensors,
+    int_ids,
+)
+from ppo_core import Convention, PPOInputError, compute_advantages, histogram, ppo_total_loss
+from ppo_core.advantages import group_advantages, reinforce_plus_plus
 
 TENSOR_FIELDS = (
     "logprobs",
@@ -38,10 +50,13 @@ TENSOR_FIELDS = (
     "entropy",
     "logits",
     "mask",
+    "scores",
+    "group_ids",
 )
+STRICT_FIELDS = {"logits", "mask", "scores", "group_ids"}
+"""Fields where NaN / inf is refused outright; elsewhere it is allowed at masked positions."""
 
-
-MAX_GRADIENT_ELEMENTS = 65_536
+MAX_GRADIENT_ELEMENTS = 16_384
 """Largest batch whose per-token ``logprob_gradient`` is returned in full."""
 
 
@@ -63,7 +78,13 @@ def analyze_json(body: bytes | list[bytes], max_elements: int) -> dict[str, Any]
     for name in TENSOR_FIELDS:
         value = getattr(knobs, name)
         if value is not None:
-            arrays[name] = from_json(name, value, ranks=_ranks(name), max_elements=max_elements)
+            arrays[name] = from_json(
+                name,
+                value,
+                ranks=_ranks(name),
+                max_elements=max_elements,
+                allow_nonfinite=name not in STRICT_FIELDS,
+            )
     return _analyze(arrays, knobs)
 
 
@@ -81,24 +102,61 @@ def _lenient_json(body: bytes, exc: orjson.JSONDecodeError) -> Any:
 def analyze_npy(
     files: dict[str, bytes], fields: dict[str, str], max_elements: int
 ) -> dict[str, Any]:
-    """Analyze ``.npy`` uploads (one file per tensor field) plus knob form fields."""
-    for name in files:
-        if name not in TENSOR_FIELDS:
-            raise PPOInputError(name, f"not a tensor field; expected one of {list(TENSOR_FIELDS)}")
+    """Analyze uploads plus knob form fields. Each upload is a ``.npy`` named after its field,
+    or an ``.npz`` / ``.safetensors`` file (any part name) holding fields by name; the kind is
+    read from the file's first bytes. Nothing is ever unpickled."""
     for name in fields:
         if name in TENSOR_FIELDS:
-            raise PPOInputError(name, "tensor fields must be uploaded as .npy files")
-    knobs = _validate({**fields, **{name: [] for name in files}})
-    arrays = {
-        name: from_npy(
-            name, raw, ranks=(1, 2, 3) if name == "logits" else (1, 2), max_elements=max_elements
-        )
-        for name, raw in files.items()
-    }
+            raise PPOInputError(name, "tensor fields must be uploaded as files")
+    arrays: dict[str, torch.Tensor] = {}
+
+    def add(name: str, tensor: torch.Tensor) -> None:
+        if name in arrays:
+            raise PPOInputError(name, "given twice (in two uploads)")
+        arrays[name] = tensor
+
+    known = set(TENSOR_FIELDS)
+    for part, raw in files.items():
+        kind = batch_file_kind(raw)
+        if kind == "npy":
+            if part not in known:
+                raise PPOInputError(part, f"not a tensor field; expected one of {sorted(known)}")
+            add(part, _npy(part, raw, max_elements))
+        elif kind == "npz":
+            for name, member in from_npz(
+                raw, known, max_elements=max_elements, upload=part
+            ).items():
+                add(name, _npy(name, member, max_elements))
+        else:
+            tensors = from_safetensors(raw, known, max_elements=max_elements, upload=part)
+            for name, array in tensors.items():
+                add(
+                    name,
+                    from_array(
+                        name,
+                        array,
+                        ranks=_ranks(name),
+                        max_elements=max_elements,
+                        allow_nonfinite=name not in STRICT_FIELDS,
+                    ),
+                )
+    knobs = _validate({**fields, **{name: [] for name in arrays}})
     return _analyze(arrays, knobs)
 
 
+def _npy(name: str, raw: bytes, max_elements: int) -> torch.Tensor:
+    return from_npy(
+        name,
+        raw,
+        ranks=_ranks(name),
+        max_elements=max_elements,
+        allow_nonfinite=name not in STRICT_FIELDS,
+    )
+
+
 def _ranks(name: str) -> tuple[int, ...]:
+    if name in ("scores", "group_ids"):
+        return (1,)
     return (1, 2, 3) if name == "logits" else (1, 2)
 
 
@@ -117,15 +175,26 @@ def _analyze(t: dict[str, torch.Tensor], knobs: AnalyzeRequest) -> dict[str, Any
             raise PPOInputError(name, "field required")
     lp = t["logprobs"]
     mask = t.get("mask")
+    if mask is not None and mask.shape != lp.shape:
+        raise PPOInputError(
+            "mask", f"shape {list(mask.shape)} does not match logprobs {list(lp.shape)}"
+        )
+    nonfinite = _clean_nonfinite(t, mask)
+    rows = lp.shape[0] if lp.dim() == 2 else 1
+    group_ids = None if "group_ids" not in t else int_ids("group_ids", t["group_ids"])
+    for name, x in (("group_ids", group_ids), ("scores", t.get("scores"))):
+        if x is not None and x.shape[0] != rows:
+            raise PPOInputError(name, f"expected one per sequence ({rows}), got {x.shape[0]}")
     values = t.get("values")
     if values is None:
         values = torch.zeros_like(lp)
         notes.append("no values: the value loss is not computed and counts as 0")
+    given = [name for name in ("advantages", "rewards", "scores") if name in t]
+    if len(given) > 1:
+        raise PPOInputError(given[1], f"give one of advantages, rewards, scores, not {given}")
+    returns = t.get("returns")
     if "advantages" in t:
-        if "rewards" in t:
-            raise PPOInputError("rewards", "give advantages or rewards, not both")
         advantages = t["advantages"]
-        returns = t.get("returns")
     elif "rewards" in t:
         if t["rewards"].shape != lp.shape:
             raise PPOInputError(
@@ -138,8 +207,13 @@ def _analyze(t: dict[str, torch.Tensor], knobs: AnalyzeRequest) -> dict[str, Any
             f"advantages from rewards by GAE (gamma={conv.gamma:g}, lam={conv.lam:g})"
             + (", whitened" if conv.advantage_norm == "whiten" else "")
         )
+    elif "scores" in t:
+        advantages, note = _advantages_from_scores(t["scores"], group_ids, lp, mask, conv)
+        notes.append(note)
     else:
-        raise PPOInputError("advantages", "field required (or send rewards to compute them)")
+        raise PPOInputError(
+            "advantages", "field required (or send rewards or scores to compute them)"
+        )
     if returns is None:
         if "values" in t:
             raise PPOInputError("returns", "field required with values (or send rewards)")
@@ -167,7 +241,7 @@ def _analyze(t: dict[str, torch.Tensor], knobs: AnalyzeRequest) -> dict[str, Any
         rollout_logprobs=rollout,
         convention=conv,
     )
-    (grad,) = torch.autograd.grad(res.total_loss, leaf, allow_unused=True)
+    (grad,) = torch.autograd.grad(res.total_loss, leaf, allow_unused=True, retain_graph=True)
     gradient = torch.zeros_like(lp) if grad is None else grad
     correction = None
     if rollout is not None:
@@ -179,7 +253,7 @@ def _analyze(t: dict[str, torch.Tensor], knobs: AnalyzeRequest) -> dict[str, Any
     if lp.numel() > MAX_GRADIENT_ELEMENTS:
         notes.append(
             f"logprob_gradient omitted above {MAX_GRADIENT_ELEMENTS} elements; "
-            "see histograms.logprob_gradient"
+            "see histograms.logprob_gradient and token_view.gradient"
         )
     p = res.policy
     valid_adv = _masked(res.advantages, mask)
@@ -187,7 +261,7 @@ def _analyze(t: dict[str, torch.Tensor], knobs: AnalyzeRequest) -> dict[str, Any
         **loss_diagnostics(res).model_dump(),
         "value_clip_fraction": res.value.clip_fraction,
         "value_clip_applied": res.value_clip_applied,
-        "kl_to_reference": None if res.kl is None else finite("kl", float(res.kl)),
+        "kl_to_reference": None if res.kl is None else finite("kl", float(res.kl.detach())),
         "advantage_mean": finite("advantages", float(valid_adv.mean())),
         "advantage_std": finite("advantages", float(valid_adv.std(correction=0))),
         "clip_fraction_as_logged": getattr(p, conv.clip_fraction_metric),
@@ -199,6 +273,26 @@ def _analyze(t: dict[str, torch.Tensor], knobs: AnalyzeRequest) -> dict[str, Any
         "per_token_loss": _hist(p.per_token_loss, mask, knobs.bins),
         "logprob_gradient": _hist(gradient, mask, knobs.bins),
     }
+    corr_out = None
+    if correction is not None:
+        corr_out = correction.out()
+        corr_out.histogram = _hist(correction.correction.raw_weights, mask, knobs.bins)
+    inspection: Inspection = inspect_batch(
+        res,
+        conv,
+        logprobs=leaf,
+        old_logprobs=t["old_logprobs"],
+        mask=mask,
+        gradient=gradient,
+        correction=None if correction is None else correction.correction,
+        scores=t.get("scores"),
+        group_ids=group_ids,
+        first_epoch=knobs.first_epoch,
+        micro_batches=knobs.micro_batches,
+        nonfinite=nonfinite,
+        advantages=advantages,
+        rollout_logprobs=rollout,
+    )
     tokens = int(lp.numel() if mask is None else mask.sum())
     return AnalyzeResponse(
         tokens=tokens,
@@ -211,11 +305,77 @@ def _analyze(t: dict[str, torch.Tensor], knobs: AnalyzeRequest) -> dict[str, Any
             if lp.numel() <= MAX_GRADIENT_ELEMENTS
             else None
         ),
-        rollout_correction=None if correction is None else correction.out(),
+        rollout_correction=corr_out,
         policy_loss_mode=conv.policy_loss_mode,
+        findings=inspection.findings,
+        token_view=inspection.token_view,
+        aggregation=inspection.aggregation,
+        microbatch=inspection.microbatch,
+        conventions=inspection.conventions,
         convention=convention_out(conv),
         notes=notes,
     ).model_dump()
+
+
+def _clean_nonfinite(t: dict[str, torch.Tensor], mask: torch.Tensor | None) -> dict[str, int]:
+    """NaN / inf is accepted at masked positions (replaced by 0, counted per field) and refused
+    at valid ones, with a 422 naming the field and the first such index."""
+    counts: dict[str, int] = {}
+    for name, x in t.items():
+        if name in STRICT_FIELDS:
+            continue
+        bad = ~torch.isfinite(x)
+        if not bool(bad.any()):
+            continue
+        if mask is None or x.shape != mask.shape:
+            index = [int(i) for i in bad.nonzero()[0]]
+            raise PPOInputError(name, f"non-finite value {float(x[tuple(index)])} at index {index}")
+        at_valid = bad & (mask > 0)
+        if bool(at_valid.any()):
+            index = [int(i) for i in at_valid.nonzero()[0]]
+            raise PPOInputError(
+                name,
+                f"non-finite value {float(x[tuple(index)])} at index {index}, a valid (mask 1) "
+                "position; NaN / inf is accepted only where the mask is 0",
+            )
+        counts[name] = int(bad.sum())
+        t[name] = torch.where(bad, torch.zeros((), dtype=x.dtype), x)
+    return counts
+
+
+def _advantages_from_scores(
+    scores: torch.Tensor,
+    group_ids: torch.Tensor | None,
+    lp: torch.Tensor,
+    mask: torch.Tensor | None,
+    conv: Convention,
+) -> tuple[torch.Tensor, str]:
+    """Advantages from one score per sequence with the convention's estimator: per sequence
+    ``[B]`` for the group estimators, per token for REINFORCE++ (score on the last token)."""
+    estimator = "grpo" if conv.advantage_estimator == "gae" else conv.advantage_estimator
+    rows_lp = lp if lp.dim() == 2 else lp.unsqueeze(0)
+    m = torch.ones_like(rows_lp) if mask is None else (mask if mask.dim() == 2 else mask[None])
+    if estimator == "reinforce_plus_plus":
+        last = (m.cumsum(dim=-1) == m.sum(dim=-1, keepdim=True)) & (m > 0)
+        first_last = last & (last.cumsum(dim=-1) == 1)
+        rewards = torch.where(first_last, scores[:, None], torch.zeros_like(rows_lp))
+        adv = reinforce_plus_plus(rewards, m, gamma=conv.gamma).advantages
+        return adv.reshape(lp.shape), (
+            f"advantages from scores by REINFORCE++ (gamma={conv.gamma:g}, whitened over tokens)"
+        )
+    if group_ids is None:
+        raise PPOInputError("group_ids", f"field required with scores for {estimator}")
+    adv = group_advantages(
+        scores,
+        group_ids,
+        estimator=estimator,
+        eps=conv.group_std_eps,
+        lengths=m.sum(dim=-1),
+    )
+    groups = len(set(group_ids.tolist()))
+    return adv.expand(lp.shape) if lp.dim() == 1 else adv, (
+        f"advantages from scores by {estimator} over {groups} groups"
+    )
 
 
 def _masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

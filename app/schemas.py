@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 
 from ppo_core.advantages import GroupEstimator
 from ppo_core.aggregation import LossAggMode
-from ppo_core.conventions import CONVENTIONS
+from ppo_core.conventions import CONVENTIONS, AdvantageEstimator
 from ppo_core.kl import KLClamp, KLEstimator
 from ppo_core.policy import CispoClip, PolicyLossMode
 from ppo_core.rollout import RolloutISLevel, RolloutISMode
@@ -263,7 +263,8 @@ class RolloutCorrectionRequest(Strict):
 
 
 class AnalyzeRequest(PolicyKnobs):
-    """A rollout batch. ``advantages`` or ``rewards`` (then GAE per the convention)."""
+    """A rollout batch. ``advantages``, or ``rewards`` (then GAE per the convention), or
+    ``scores`` (one per sequence; then the ``advantage_estimator``, with ``group_ids``)."""
 
     logprobs: Tensor
     old_logprobs: Tensor
@@ -295,6 +296,35 @@ class AnalyzeRequest(PolicyKnobs):
     gamma: float | None = Field(None, ge=0, le=1, description="GAE discount (with rewards).")
     lam: float | None = Field(None, ge=0, le=1, description="GAE lambda (with rewards).")
     bins: int = Field(40, ge=2, le=200, description="Histogram bins.")
+    scores: Annotated[
+        list[float] | None,
+        SkipValidation,
+        Field(description="One reward per sequence; advantages then come from the estimator."),
+    ] = None
+    group_ids: Annotated[
+        list[int] | None,
+        SkipValidation,
+        Field(description="One group (prompt) id per sequence (uid in verl)."),
+    ] = None
+    advantage_estimator: AdvantageEstimator | None = Field(
+        None,
+        description="With scores: grpo, dr_grpo, rloo, reinforce_plus_plus_baseline, gpg (need "
+        "group_ids) or reinforce_plus_plus (score on the last valid token). Default: the "
+        "preset's, grpo when the preset's is gae.",
+    )
+    group_std_eps: float | None = Field(
+        None, gt=0, le=1, description="grpo's std epsilon (verl 1e-6, OpenRLHF 1e-9, TRL 1e-4)."
+    )
+    first_epoch: bool = Field(
+        False, description="This is the first update on the batch: the ratio must be 1."
+    )
+    micro_batches: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Split the rows into k micro-batches, accumulate as trainers do, and "
+        "compare with the full batch per loss_agg_mode (1: skip).",
+    )
 
 
 # --- responses ------------------------------------------------------------------------------
@@ -321,6 +351,11 @@ class PolicyDiagnostics(BaseModel):
     ratio_max: float
 
 
+class HistogramOut(BaseModel):
+    edges: list[float]
+    counts: list[int]
+
+
 class RolloutCorrectionOut(BaseModel):
     applied: bool = Field(description="False: rollout_is_level is null, metrics only.")
     level: RolloutISLevel
@@ -328,11 +363,16 @@ class RolloutCorrectionOut(BaseModel):
     threshold: float
     threshold_low: float | None
     metrics: dict[str, float] = Field(description="verl's rollout_corr/* without the prefix.")
+    histogram: HistogramOut | None = Field(
+        None, description="The raw weights (before the threshold) over valid tokens (analyze)."
+    )
 
 
 class PolicyLossResponse(PolicyDiagnostics):
-    loss: float
-    per_token_loss: list[float] | list[list[float]]
+    loss: float = Field(description="The aggregated policy loss (to minimise).")
+    per_token_loss: list[float] | list[list[float]] = Field(
+        description="Per-token loss before aggregation (after rollout weights)."
+    )
     logprob_gradient: list[float] | list[list[float]] = Field(
         description="d loss / d logprobs per token, by autograd."
     )
@@ -392,14 +432,25 @@ class GAEResponse(BaseModel):
 
 
 class GroupResponse(BaseModel):
-    advantages: list[float]
+    advantages: list[float] = Field(description="One per response, in the order sent.")
     estimator: GroupEstimator
 
 
+class ReinforcePPResponse(BaseModel):
+    advantages: list[list[float]] = Field(description="Whitened over valid tokens, 0 at padding.")
+    returns: list[list[float]] = Field(
+        description="Discounted token returns G_t (the baseline form: its advantages)."
+    )
+
+
 class RolloutCorrectionResponse(BaseModel):
-    weights: list[float] | list[list[float]]
+    weights: list[float] | list[list[float]] = Field(
+        description="π_old / μ per token (or per sequence), after the threshold; 0 at padding."
+    )
     kept: list[bool] | list[list[bool]] = Field(description="Valid and not masked out.")
-    metrics: dict[str, float]
+    metrics: dict[str, float] = Field(
+        description="verl's rollout_corr/* metrics without the prefix (docs/family.md)."
+    )
 
 
 class ClipBoundsOut(BaseModel):
@@ -473,12 +524,19 @@ class KLDriftResponse(BaseModel):
 class ObjectiveCurveOut(BaseModel):
     objective: list[float] = Field(description="-loss of a one-token sequence, log π_old = 0.")
     gradient_weight: list[float] = Field(description="d objective / d log π (autograd).")
+    band: tuple[float, float] | None = Field(
+        description="Ratio interval the mode's clip leaves alone: [1-ε_low, 1+ε_high] "
+        "(vanilla, gspo, cispo band), [e^-ε_low, e^ε_high] (geo_mean, log space), [0, cap] "
+        "(cispo absolute); null for sapo and gpg, which do not clip."
+    )
 
 
 class ObjectiveCurvesResponse(BaseModel):
-    ratio: list[float]
+    ratio: list[float] = Field(description="The ratio axis (points from ratio_min to max).")
     advantage: float
-    clip_bounds: ClipBoundsOut
+    clip_bounds: ClipBoundsOut = Field(
+        description="PPO's trust region [1-ε_low, 1+ε_high] and dual clip (see each band)."
+    )
     curves: dict[str, ObjectiveCurveOut] = Field(description="Per policy_loss_mode.")
 
 
@@ -509,9 +567,63 @@ class SampleLossResponse(BaseModel):
     diagnostics: LossDiagnostics
 
 
-class HistogramOut(BaseModel):
-    edges: list[float]
-    counts: list[int]
+class FindingOut(BaseModel):
+    code: str = Field(description="Documented in docs/inspector.md.")
+    severity: Literal["info", "warning", "error"]
+    message: str
+    value: float | None
+    threshold: float | None
+    panel: str = Field(description="The page panel that explains the idea (its id).")
+
+
+class TokenViewOut(BaseModel):
+    rule: str = Field(description="How the rows and token windows were chosen.")
+    states: list[str] = Field(description="Legend of the state codes.")
+    rows: list[int] = Field(description="Original row index of each row shown.")
+    starts: list[int] = Field(description="First token (column) of each row's window.")
+    lengths: list[int] = Field(description="Valid tokens in each row (whole row).")
+    ratio: list[list[float]]
+    loss: list[list[float]] = Field(description="Per-token policy loss.")
+    advantage: list[list[float]]
+    gradient: list[list[float]] = Field(
+        description="d total_loss / d logprobs: negative reinforces, positive suppresses."
+    )
+    mask: list[list[int]]
+    state: list[list[int]] = Field(description="Index into states.")
+    rollout_weight: list[list[float]] | None
+
+
+class AggregationModeRow(BaseModel):
+    loss: float | None = Field(description="The policy loss under this mode (null: geo_mean).")
+    sequence_weight: list[float] = Field(description="Each listed row's total weight.")
+
+
+class AggregationOut(BaseModel):
+    rows: list[int] = Field(description="Rows listed (all, or 256 spread over the lengths).")
+    lengths: list[int]
+    modes: dict[str, AggregationModeRow]
+
+
+class MicrobatchModeRow(BaseModel):
+    loss_full: float
+    loss_accumulated: float
+    gradient_relative_error: float
+
+
+class MicrobatchOut(BaseModel):
+    micro_batches: int
+    modes: dict[str, MicrobatchModeRow]
+
+
+class ConventionRowOut(BaseModel):
+    name: str
+    library: str
+    policy_loss_mode: str
+    loss: float = Field(description="Policy loss under this preset.")
+    clip_fraction_as_logged: float
+    approx_kl_as_logged: float
+    clip_fraction_metric: str
+    approx_kl_metric: str
 
 
 class AnalyzeResponse(BaseModel):
@@ -528,6 +640,13 @@ class AnalyzeResponse(BaseModel):
         description="With rollout_logprobs: the weights' metrics, and whether they were applied."
     )
     policy_loss_mode: PolicyLossMode
+    findings: list[FindingOut] = Field(description="Errors first; a clean batch has none.")
+    token_view: TokenViewOut
+    aggregation: AggregationOut
+    microbatch: MicrobatchOut | None
+    conventions: list[ConventionRowOut] = Field(
+        description="What each preset would compute and log for this batch."
+    )
     convention: ConventionOut
     notes: list[str]
 

@@ -58,7 +58,13 @@ def _where(path: tuple[int, ...]) -> str:
     return f" at index {list(path)}" if path else ""
 
 
-def _check_array(name: str, arr: np.ndarray, ranks: tuple[int, ...], max_elements: int) -> None:
+def _check_array(
+    name: str,
+    arr: np.ndarray,
+    ranks: tuple[int, ...],
+    max_elements: int,
+    allow_nonfinite: bool = False,
+) -> None:
     if arr.ndim not in ranks:
         allowed = " or ".join(f"{r}-D" for r in ranks)
         raise PPOInputError(name, f"expected {allowed}, got {arr.ndim}-D shape {list(arr.shape)}")
@@ -67,6 +73,8 @@ def _check_array(name: str, arr: np.ndarray, ranks: tuple[int, ...], max_element
     if arr.size > max_elements:
         raise PPOInputError(name, f"has {arr.size} elements, over the limit of {max_elements}")
     in_range = np.abs(arr) <= MAX_ABS_VALUE  # False for NaN and inf too: one pass for both
+    if allow_nonfinite:  # NaN / inf are the caller's to place (e.g. padding); bounds still hold
+        in_range |= ~np.isfinite(arr)
     if not in_range.all():
         index = tuple(int(i) for i in np.argwhere(~in_range)[0])
         value = arr[index]
@@ -78,9 +86,15 @@ def _check_array(name: str, arr: np.ndarray, ranks: tuple[int, ...], max_element
 
 
 def from_json(
-    name: str, data: Any, *, ranks: tuple[int, ...] = (1, 2), max_elements: int
+    name: str,
+    data: Any,
+    *,
+    ranks: tuple[int, ...] = (1, 2),
+    max_elements: int,
+    allow_nonfinite: bool = False,
 ) -> torch.Tensor:
-    """A float64 tensor from a (nested) JSON list of finite numbers."""
+    """A float64 tensor from a (nested) JSON list of finite numbers (``allow_nonfinite``: NaN
+    and infinities pass, for a caller that checks where they are)."""
     if not isinstance(data, list):
         raise PPOInputError(name, f"expected a list of numbers, got {type(data).__name__}")
     if len(data) > max_elements:
@@ -94,7 +108,7 @@ def from_json(
             raise PPOInputError(name, f"{problem}{_where(path)}") from None
         raise PPOInputError(name, "rows have different lengths (ragged)") from exc
     try:
-        _check_array(name, arr, ranks, max_elements)
+        _check_array(name, arr, ranks, max_elements, allow_nonfinite)
     except PPOInputError as exc:
         # NumPy reads null as NaN: name the first bad entry as it was sent.
         found = _first_bad_entry(data, max(ranks)) if "non-finite" in exc.problem else None
@@ -120,7 +134,12 @@ def int_from_json(name: str, data: Any, *, max_elements: int) -> torch.Tensor:
 
 
 def from_npy(
-    name: str, raw: bytes, *, ranks: tuple[int, ...] = (1, 2), max_elements: int
+    name: str,
+    raw: bytes,
+    *,
+    ranks: tuple[int, ...] = (1, 2),
+    max_elements: int,
+    allow_nonfinite: bool = False,
 ) -> torch.Tensor:
     """A float64 tensor from the bytes of a ``.npy`` file, never unpickling anything."""
     if not raw.startswith(_NPY_MAGIC):
@@ -152,6 +171,123 @@ def from_npy(
     if len(raw) - offset < needed:
         raise PPOInputError(name, f"truncated: {len(raw) - offset} data bytes, expected {needed}")
     flat = np.frombuffer(raw, dtype=dtype, count=count, offset=offset)
-    arr = flat.reshape(shape, order="F" if fortran_order else "C").astype(np.float64)
-    _check_array(name, arr, ranks, max_elements)
+    arr = flat.reshape(shape, order="F" if fortran_order else "C")
+    return from_array(name, arr, ranks=ranks, max_elements=max_elements,
+                      allow_nonfinite=allow_nonfinite)  # fmt: skip
+
+
+def from_array(
+    name: str,
+    arr: np.ndarray,
+    *,
+    ranks: tuple[int, ...] = (1, 2),
+    max_elements: int,
+    allow_nonfinite: bool = False,
+) -> torch.Tensor:
+    """A float64 tensor from a numeric NumPy array (bool, int, uint, float), checked."""
+    if arr.dtype.kind not in "biuf" or arr.dtype.fields is not None:
+        raise PPOInputError(name, f"expected a numeric array, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    _check_array(name, arr, ranks, max_elements, allow_nonfinite)
     return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def int_ids(name: str, t: torch.Tensor) -> torch.Tensor:
+    """An integer id tensor from a float tensor whose entries are whole numbers (``.npy``,
+    ``.npz`` and ``.safetensors`` ids arrive as numbers of any numeric dtype)."""
+    if t.dim() != 1:
+        raise PPOInputError(name, f"expected 1-D (one per sequence), got {t.dim()}-D")
+    whole = torch.isfinite(t) & (t == torch.round(t)) & (t.abs() < 2**53)
+    if not bool(whole.all()):
+        index = int((~whole).nonzero()[0])
+        raise PPOInputError(name, f"expected whole numbers, got {float(t[index])} at [{index}]")
+    return t.to(torch.int64)
+
+
+_NPZ_MAGIC = b"PK\x03\x04"
+_SAFETENSORS_DTYPES = {
+    "F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
+    "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_,
+}  # fmt: skip
+"""The safetensors dtypes NumPy can hold (bf16 has no NumPy dtype: cast it before saving)."""
+
+
+def batch_file_kind(raw: bytes) -> str:
+    """``npy``, ``npz`` or ``safetensors``, from the first bytes of an upload."""
+    if raw.startswith(_NPY_MAGIC):
+        return "npy"
+    if raw.startswith(_NPZ_MAGIC):
+        return "npz"
+    return "safetensors"
+
+
+def from_npz(
+    raw: bytes, fields: set[str], *, max_elements: int, upload: str = "batch"
+) -> dict[str, bytes]:
+    """The ``.npy`` members of an ``.npz`` archive, by field name, each size-checked before it
+    is decompressed (a member over the element limit is refused from its declared size). The
+    members are then parsed by :func:`from_npy`: nothing is unpickled."""
+    import zipfile
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(raw))
+        infos = archive.infolist()
+    except zipfile.BadZipFile as exc:
+        raise PPOInputError(upload, f"not a valid .npz archive: {exc}") from None
+    out: dict[str, bytes] = {}
+    for info in infos:
+        name = info.filename.removesuffix(".npy")
+        if name not in fields:
+            raise PPOInputError(name, f"not a batch field; expected some of {sorted(fields)}")
+        if info.file_size > 256 + 16 * max_elements:  # header + 16-byte items (complex128)
+            raise PPOInputError(name, f"has over {max_elements} elements, over the limit")
+        try:
+            out[name] = archive.read(info)
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise PPOInputError(name, f"unreadable .npz member: {exc}") from None
+    return out
+
+
+def from_safetensors(
+    raw: bytes, fields: set[str], *, max_elements: int, upload: str = "batch"
+) -> dict[str, np.ndarray]:
+    """The tensors of a ``.safetensors`` file, by field name. The JSON header is checked first
+    (names, dtypes, shapes, element counts, offsets); the ``safetensors`` package decodes."""
+    import json
+
+    from safetensors.numpy import load
+
+    if len(raw) < 8:
+        raise PPOInputError(upload, "not a .npy, .npz or .safetensors file (too short)")
+    size = int.from_bytes(raw[:8], "little")
+    if size <= 0 or size > min(len(raw) - 8, 100_000_000):
+        raise PPOInputError(upload, "not a .npy, .npz or .safetensors file (bad header size)")
+    try:
+        header = json.loads(raw[8 : 8 + size])
+    except (ValueError, UnicodeDecodeError):
+        raise PPOInputError(upload, "not a .npy, .npz or .safetensors file") from None
+    if not isinstance(header, dict):
+        raise PPOInputError(upload, "malformed .safetensors header")
+    for name, spec in header.items():
+        if name == "__metadata__":
+            continue
+        if name not in fields:
+            raise PPOInputError(name, f"not a batch field; expected some of {sorted(fields)}")
+        if not isinstance(spec, dict) or spec.get("dtype") not in _SAFETENSORS_DTYPES:
+            dtype = spec.get("dtype") if isinstance(spec, dict) else None
+            raise PPOInputError(
+                name,
+                f"unsupported dtype {dtype!r}; expected one of {sorted(_SAFETENSORS_DTYPES)} "
+                "(cast bfloat16 to float32 before saving)",
+            )
+        shape = spec.get("shape")
+        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+            raise PPOInputError(name, "malformed shape in the .safetensors header")
+        if math.prod(shape) > max_elements:
+            raise PPOInputError(
+                name, f"has {math.prod(shape)} elements, over the limit of {max_elements}"
+            )
+    try:
+        return load(raw)
+    except Exception as exc:  # safetensors raises its own error type for a corrupt file
+        raise PPOInputError(upload, f"invalid .safetensors file: {exc}") from None

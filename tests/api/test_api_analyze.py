@@ -15,7 +15,10 @@ import torch
 from api_support import as_lists, assert_error, convention_json, npy_bytes, post_text
 from fastapi.testclient import TestClient
 
+from app.inspector import VIEW_RULE
 from ppo_core import CONVENTIONS, compute_advantages, get_convention, ppo_total_loss
+from ppo_core.conventions import Convention
+from ppo_core.inspector import TOKEN_STATES
 
 ANALYZE = "/api/v1/analyze"
 
@@ -97,6 +100,21 @@ def assert_matches(got: dict[str, Any], expected: dict[str, Any]) -> None:
         assert got["diagnostics"][key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
 
 
+def expected_preset_loss(c: Convention) -> float:
+    """A preset's policy loss when r = 1, A = 1 and log pi = 0 on one row of 2 tokens: the clip
+    family's per-token loss is -1, SAPO's gate -(4/τ)σ(0) = -2, CISPO and GPG multiply log pi
+    = 0, CleanRL / SB3 normalise A = 1 to 0; sums over the row are -2, and sum-norm divides the
+    row sum by L (default T = 2)."""
+    if c.advantage_norm == "minibatch" or c.policy_loss_mode in ("cispo", "gpg"):
+        return 0.0
+    per_token = -2.0 if c.policy_loss_mode == "sapo" else -1.0
+    if c.policy_loss_mode == "geo_mean" or c.loss_agg_mode in ("token-mean", "seq-mean-token-mean"):
+        return per_token
+    if c.loss_agg_mode == "seq-mean-token-sum-norm":
+        return 2 * per_token / (c.loss_scale_factor or 2)
+    return 2 * per_token
+
+
 def test_analyze_whole_body_by_hand(client: TestClient) -> None:
     body = {"logprobs": [0.0, 0.0], "old_logprobs": [0.0, 0.0], "advantages": [1.0, 1.0]}
     r = client.post(ANALYZE, json=body | {"bins": 2})
@@ -143,6 +161,47 @@ def test_analyze_whole_body_by_hand(client: TestClient) -> None:
         "logprob_gradient": [-0.5, -0.5],
         "rollout_correction": None,
         "policy_loss_mode": "vanilla",
+        "findings": [],  # a clean batch
+        "token_view": {
+            "rule": VIEW_RULE,
+            "states": list(TOKEN_STATES),
+            "rows": [0],
+            "starts": [0],
+            "lengths": [2],
+            "ratio": [[1.0, 1.0]],
+            "loss": [[-1.0, -1.0]],
+            "advantage": [[1.0, 1.0]],
+            "gradient": [[-0.5, -0.5]],
+            "mask": [[1, 1]],
+            "state": [[1, 1]],  # trust_region
+            "rollout_weight": None,
+        },
+        "aggregation": {  # per-token loss -1 on one row of 2 tokens (T = 2)
+            "rows": [0],
+            "lengths": [2],
+            "modes": {
+                "token-mean": {"loss": -1.0, "sequence_weight": [1.0]},
+                "token-sum": {"loss": -2.0, "sequence_weight": [2.0]},
+                "seq-mean-token-mean": {"loss": -1.0, "sequence_weight": [1.0]},
+                "seq-mean-token-sum": {"loss": -2.0, "sequence_weight": [2.0]},
+                "seq-mean-token-sum-norm": {"loss": -1.0, "sequence_weight": [1.0]},
+            },
+        },
+        "microbatch": None,
+        "conventions": [
+            {
+                "name": c.name,
+                "library": c.library,
+                "policy_loss_mode": c.policy_loss_mode,
+                # r = 1, A = 1, log pi = 0 on one row of 2 tokens (T = 2).
+                "loss": expected_preset_loss(c),
+                "clip_fraction_as_logged": 0.0,
+                "approx_kl_as_logged": 0.0,
+                "clip_fraction_metric": c.clip_fraction_metric,
+                "approx_kl_metric": c.approx_kl_metric,
+            }
+            for c in CONVENTIONS.values()
+        ],
         "convention": convention_json("seed"),
         "notes": [
             "no values: the value loss is not computed and counts as 0",
@@ -247,9 +306,8 @@ def test_npy_pickled_object_array_is_refused_unread(client: TestClient, tmp_path
 
 def test_npy_bare_pickle_is_not_an_array(client: TestClient) -> None:
     r = post_advantages_file(client, pickle.dumps(np.ones(3)))
-    assert_error(
-        r, 422, ["body", "advantages"], "advantages: not a .npy file (missing the \\x93NUMPY magic)"
-    )
+    # Not .npy, .npz (zip) or .safetensors (8-byte header size + JSON): refused, never loaded.
+    assert_error(r, 422, ["body", "advantages"], "advantages: not a .npy, .npz or .safetensors ...")
 
 
 def test_npy_truncated_data(client: TestClient) -> None:
@@ -278,7 +336,7 @@ def test_npy_non_numeric_dtype(client: TestClient, array: Any, dtype: str) -> No
 def test_npy_random_bytes(client: TestClient) -> None:
     raw = np.random.default_rng(0).bytes(64)
     r = post_advantages_file(client, raw)
-    assert_error(r, 422, ["body", "advantages"], "advantages: not a .npy file ...")
+    assert_error(r, 422, ["body", "advantages"], "advantages: not a .npy, .npz or .safetensors ...")
 
 
 def test_npy_non_finite(client: TestClient) -> None:
@@ -304,7 +362,7 @@ def test_multipart_unknown_file_field(client: TestClient) -> None:
 def test_multipart_tensor_as_text_field(client: TestClient) -> None:
     r = client.post(ANALYZE, files=BASE_FILES, data={"advantages": "[1, 2, 3]"})
     assert_error(
-        r, 422, ["body", "advantages"], "advantages: tensor fields must be uploaded as .npy files"
+        r, 422, ["body", "advantages"], "advantages: tensor fields must be uploaded as files"
     )
 
 
@@ -326,7 +384,7 @@ def test_analyze_needs_advantages_or_rewards(client: TestClient) -> None:
         r,
         422,
         ["body", "advantages"],
-        "advantages: field required (or send rewards to compute them)",
+        "advantages: field required (or send rewards or scores to compute them)",
     )
 
 
