@@ -173,13 +173,13 @@ def _analyze(t: dict[str, torch.Tensor], knobs: AnalyzeRequest) -> dict[str, Any
     for name in ("logprobs", "old_logprobs"):
         if name not in t:
             raise PPOInputError(name, "field required")
-    lp = t["logprobs"]
     mask = t.get("mask")
-    if mask is not None and mask.shape != lp.shape:
+    if mask is not None and mask.shape != t["logprobs"].shape:
         raise PPOInputError(
-            "mask", f"shape {list(mask.shape)} does not match logprobs {list(lp.shape)}"
+            "mask", f"shape {list(mask.shape)} does not match logprobs {list(t['logprobs'].shape)}"
         )
     nonfinite = _clean_nonfinite(t, mask)
+    lp = t["logprobs"]
     rows = lp.shape[0] if lp.dim() == 2 else 1
     group_ids = None if "group_ids" not in t else int_ids("group_ids", t["group_ids"])
     for name, x in (("group_ids", group_ids), ("scores", t.get("scores"))):

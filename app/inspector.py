@@ -18,6 +18,7 @@ from app.schemas import (
     AggregationModeRow,
     AggregationOut,
     ConventionRowOut,
+    ConventionsOut,
     FindingOut,
     MicrobatchModeRow,
     MicrobatchOut,
@@ -42,6 +43,9 @@ from ppo_core.rollout import RolloutCorrection, rollout_weights
 from ppo_core.total import TotalLossOutput, convention_advantages, convention_policy_loss
 
 MAX_AGGREGATION_ROWS = 256
+CONVENTIONS_MAX_ELEMENTS = 65_536
+"""Above this many elements the presets are computed on evenly spaced rows (all presets on a
+1M-token batch would cost seconds; the sample keeps the section interactive)."""
 
 VIEW_RULE = (
     f"Up to {MAX_VIEW_ROWS} rows: those holding a token with |log r| above the log-ratio clamp "
@@ -57,7 +61,7 @@ class Inspection:
     token_view: TokenViewOut
     aggregation: AggregationOut
     microbatch: MicrobatchOut | None
-    conventions: list[ConventionRowOut]
+    conventions: ConventionsOut
 
 
 def _rows(x: Tensor) -> Tensor:
@@ -241,12 +245,24 @@ def _conventions(
     advantages: Tensor,
     mask: Tensor | None,
     rollout: Tensor | None,
-) -> list[ConventionRowOut]:
+) -> ConventionsOut:
     """Each preset's policy loss and the clip fraction / approx KL it would log, on this batch
-    (forward only; presets with the same policy knobs are computed once)."""
+    (forward only; presets with the same policy knobs are computed once; on evenly spaced rows
+    when the batch has over :data:`CONVENTIONS_MAX_ELEMENTS` elements)."""
+    advantages = sequence_advantages(advantages, lp)
+    total_rows = lp.shape[0] if lp.dim() == 2 else 1
+    if lp.dim() == 2 and lp.numel() > CONVENTIONS_MAX_ELEMENTS:
+        keep = max(1, CONVENTIONS_MAX_ELEMENTS // lp.shape[1])
+        candidates = torch.arange(total_rows)
+        if mask is not None:  # rows with a valid token (the mask selects at least one)
+            candidates = (mask.sum(dim=-1) > 0).nonzero().squeeze(-1)
+        n = min(keep, candidates.numel())
+        rows = candidates[torch.linspace(0, candidates.numel() - 1, n).round().long()]
+        lp, old, advantages = lp[rows], old[rows], advantages[rows]
+        mask = None if mask is None else mask[rows]
+        rollout = None if rollout is None else rollout[rows]
     out = []
     done: dict[tuple[object, ...], PolicyLossOutput] = {}
-    advantages = sequence_advantages(advantages, lp)
     with torch.no_grad():
         for c in CONVENTIONS.values():
             key = _policy_key(c)
@@ -279,4 +295,5 @@ def _conventions(
                     approx_kl_metric=c.approx_kl_metric,
                 )
             )
-    return out
+    used = lp.shape[0] if lp.dim() == 2 else 1
+    return ConventionsOut(rows_used=used, rows_total=total_rows, presets=out)

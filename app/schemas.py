@@ -626,6 +626,15 @@ class ConventionRowOut(BaseModel):
     approx_kl_metric: str
 
 
+class ConventionsOut(BaseModel):
+    rows_used: int = Field(
+        description="Rows the presets were computed on: every row when the batch has at most "
+        "65,536 elements, else evenly spaced rows up to that many."
+    )
+    rows_total: int
+    presets: list[ConventionRowOut]
+
+
 class AnalyzeResponse(BaseModel):
     tokens: int = Field(description="Valid tokens.")
     shape: list[int]
@@ -644,7 +653,7 @@ class AnalyzeResponse(BaseModel):
     token_view: TokenViewOut
     aggregation: AggregationOut
     microbatch: MicrobatchOut | None
-    conventions: list[ConventionRowOut] = Field(
+    conventions: ConventionsOut = Field(
         description="What each preset would compute and log for this batch."
     )
     convention: ConventionOut

@@ -188,20 +188,24 @@ def test_analyze_whole_body_by_hand(client: TestClient) -> None:
             },
         },
         "microbatch": None,
-        "conventions": [
-            {
-                "name": c.name,
-                "library": c.library,
-                "policy_loss_mode": c.policy_loss_mode,
-                # r = 1, A = 1, log pi = 0 on one row of 2 tokens (T = 2).
-                "loss": expected_preset_loss(c),
-                "clip_fraction_as_logged": 0.0,
-                "approx_kl_as_logged": 0.0,
-                "clip_fraction_metric": c.clip_fraction_metric,
-                "approx_kl_metric": c.approx_kl_metric,
-            }
-            for c in CONVENTIONS.values()
-        ],
+        "conventions": {
+            "rows_used": 1,
+            "rows_total": 1,
+            "presets": [
+                {
+                    "name": c.name,
+                    "library": c.library,
+                    "policy_loss_mode": c.policy_loss_mode,
+                    # r = 1, A = 1, log pi = 0 on one row of 2 tokens (T = 2).
+                    "loss": expected_preset_loss(c),
+                    "clip_fraction_as_logged": 0.0,
+                    "approx_kl_as_logged": 0.0,
+                    "clip_fraction_metric": c.clip_fraction_metric,
+                    "approx_kl_metric": c.approx_kl_metric,
+                }
+                for c in CONVENTIONS.values()
+            ],
+        },
         "convention": convention_json("seed"),
         "notes": [
             "no values: the value loss is not computed and counts as 0",
