@@ -32,3 +32,22 @@ def test_every_mode_has_a_formula_row(mode: str) -> None:
 @pytest.mark.parametrize("mode", LOSS_AGG_MODES)
 def test_every_aggregation_mode_is_documented(mode: str) -> None:
     assert f"| `{mode}` |" in FAMILY and f"`{mode}`" in README
+
+
+INSPECTOR = (ROOT / "docs" / "inspector.md").read_text()
+
+
+def test_every_finding_code_is_documented() -> None:
+    import inspect as pyinspect
+
+    from ppo_core import findings
+
+    source = pyinspect.getsource(findings.batch_findings)
+    import re
+
+    codes = set(re.findall(r'"([a-z_]+)",\n\s+"(?:info|warning|error)"', source))
+    codes |= {"zero_std_groups"}  # its severity is a variable
+    assert len(codes) == 10, codes
+    for code in codes:
+        assert f"| `{code}` |" in INSPECTOR, code
+        assert f"``{code}``" in findings.__doc__, code
