@@ -171,18 +171,22 @@ def _token_view(
     if conv.policy_loss_mode == "geo_mean" and clipped is not None and lower is not None:
         clipped, dual = clipped | lower, None  # GMPO's "lower" is its low-side clip, not dual
     applied = res.rollout
-    states = token_states(
-        m2,
-        ratio,
-        clipped,
-        dual,
-        rollout_raw=None if applied is None else _rows(applied.raw_weights),
-        rollout_weights=None if applied is None else _rows(applied.weights),
-    )
     view = select_view(grad, m2, priority)
 
     def take(x: Tensor) -> Tensor:
         return gather_view(x, view)
+
+    def maybe(x: Tensor | None) -> Tensor | None:
+        return None if x is None else take(_rows(x))
+
+    states = token_states(  # on the shown tokens only
+        take(m2),
+        take(ratio),
+        maybe(clipped),
+        maybe(dual),
+        rollout_raw=None if applied is None else maybe(applied.raw_weights),
+        rollout_weights=None if applied is None else maybe(applied.weights),
+    )
 
     weights = None
     if correction is not None:
@@ -198,7 +202,7 @@ def _token_view(
         advantage=finite_list("advantages", take(_rows(res.advantages.detach())).double()),
         gradient=finite_list("logprob_gradient", take(grad).double()),
         mask=take(m2).long().tolist(),
-        state=take(states).tolist(),
+        state=states.tolist(),
         rollout_weight=weights,
     )
 
@@ -250,6 +254,8 @@ def _conventions(
     (forward only; presets with the same policy knobs are computed once; on evenly spaced rows
     when the batch has over :data:`CONVENTIONS_MAX_ELEMENTS` elements)."""
     advantages = sequence_advantages(advantages, lp)
+    if mask is not None:
+        mask = mask > 0  # a bool mask skips the 0/1 check in each preset's call
     total_rows = lp.shape[0] if lp.dim() == 2 else 1
     if lp.dim() == 2 and lp.numel() > CONVENTIONS_MAX_ELEMENTS:
         keep = max(1, CONVENTIONS_MAX_ELEMENTS // lp.shape[1])
