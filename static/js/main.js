@@ -1,6 +1,7 @@
 // Entry point: waits for plotly.js (a deferred classic script), then starts every panel.
 import * as state from "./state.js";
 import clip from "./panels/clip.js";
+import family from "./panels/family.js";
 import value from "./panels/value.js";
 import entropy from "./panels/entropy.js";
 import total from "./panels/total.js";
@@ -9,7 +10,7 @@ import lab from "./panels/lab.js";
 import hyper from "./panels/hyper.js";
 import analyze from "./panels/analyze.js";
 
-const PANELS = [clip, value, entropy, total, kl, lab, hyper, analyze];
+const PANELS = [clip, family, value, entropy, total, kl, lab, hyper, analyze];
 
 function start() {
   const panels = PANELS.map((init) => init());

@@ -11,7 +11,7 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-PANELS = ["clip", "value", "entropy", "total", "kl", "lab", "hyper", "analyze"]
+PANELS = ["clip", "family", "value", "entropy", "total", "kl", "lab", "hyper", "analyze"]
 
 
 def objective(page: Any, chart: str = "clip-chart", trace: int = 2) -> list[float]:

@@ -1,5 +1,6 @@
-// Panel 5: the k1 / k2 / k3 estimators of KL(π ‖ π_ref) against the exact KL as a toy policy
-// drifts from its reference: sample means with ±1 std bands, and the per-token std itself.
+// The KL panel: the k1 / k2 / k3 estimators of KL(π ‖ π_ref) against the exact KL as a toy
+// policy drifts from its reference: sample means with ±1 std bands, the per-token std itself,
+// and the expected gradient of each estimator used as a loss against the true gradient.
 import { apiUrl, getJSON } from "../api.js";
 import { createPanel, layout } from "../panel.js";
 
@@ -62,6 +63,43 @@ function stdChart(d) {
   };
 }
 
+/** [key, label, colour, dash, marker symbol] per estimator's gradient: k2 and k3+ lie on the
+ * true gradient and k3 on the reverse KL's, so each gets its own dash and markers to stay
+ * visible on top of the line it follows. */
+const GRADIENTS = [
+  ["k1", "k1", COLORS.k1, "solid", "circle"],
+  ["k2", "k2", COLORS.k2, "solid", "square"],
+  ["k3", "k3", COLORS.k3, "solid", "diamond"],
+  ["abs", "abs (|d|)", "#8c564b", "dot", "triangle-up"],
+  ["k3+", "k3+ (k3 value, k2 gradient)", "#2ca02c", "dash", "x"],
+];
+
+function gradientChart(d) {
+  const traces = [
+    { x: d.drift, y: d.true_gradient, mode: "lines", name: "true gradient of KL(π‖π_ref)",
+      line: { color: "#1d2433", width: 5 }, opacity: 0.35,
+      hovertemplate: "drift %{x:.2f}: true %{y:.4f}<extra></extra>" },
+    { x: d.drift, y: d.reverse_kl_gradient, mode: "lines", name: "gradient of reverse KL(π_ref‖π)",
+      line: { color: "#888", width: 5, dash: "dot" }, opacity: 0.5,
+      hovertemplate: "drift %{x:.2f}: reverse %{y:.4f}<extra></extra>" },
+  ];
+  for (const [key, label, color, dash, symbol] of GRADIENTS) {
+    traces.push({ x: d.drift, y: d.gradient[key], mode: "lines+markers", name: label,
+      line: { color, dash, width: 2 }, marker: { symbol, size: 6, maxdisplayed: 12 },
+      hovertemplate: `drift %{x:.2f}: ${key} %{y:.4f}<extra></extra>` });
+  }
+  return {
+    traces,
+    layout: layout({
+      title: { text: "Expected gradient of each estimator used as a loss", font: { size: 14 } },
+      xaxis: { title: { text: "drift of the policy logits" } },
+      yaxis: { title: { text: "d E[estimate] / d drift" }, zeroline: true },
+      legend: { orientation: "h", y: -0.22 },
+      height: 420,
+    }),
+  };
+}
+
 /** Readout at the middle and the end of the drift range: bias (mean − true) and std. */
 function readout(d) {
   const at = (i) => {
@@ -80,9 +118,18 @@ async function update(panel, v) {
   const d = await getJSON("/api/v1/kl-drift", q);
   const a = meanChart(d);
   const b = stdChart(d);
-  await Promise.all([panel.draw("kl-chart-mean", a.traces, a.layout), panel.draw("kl-chart-std", b.traces, b.layout)]);
+  const g = gradientChart(d);
+  await Promise.all([
+    panel.draw("kl-chart-mean", a.traces, a.layout),
+    panel.draw("kl-chart-std", b.traces, b.layout),
+    panel.draw("kl-chart-grad", g.traces, g.layout),
+  ]);
   panel.root.querySelector("#kl-readout").innerHTML = readout(d);
-  panel.setApiLink(apiUrl("/api/v1/kl-drift", q));
+  const url = apiUrl("/api/v1/kl-drift", q);
+  panel.setApiLink(url);
+  const gradLink = document.getElementById("kl-grad-api");
+  gradLink.href = url;
+  gradLink.querySelector("code").textContent = url;
   panel.rendered();
 }
 
