@@ -11,13 +11,14 @@ import torch
 from torch import Tensor
 
 from ppo_core._checks import PPOInputError, check_positive
+from ppo_core.numerics import log_ratio_limit
 from ppo_core.policy import (
     POLICY_LOSS_MODES,
     CispoClip,
     ClipBounds,
     clip_bounds,
     clipped_surrogate,
-    policy_loss,
+    policy_terms,
 )
 from ppo_core.value import value_loss
 
@@ -227,33 +228,44 @@ def objective_curves(
         raise PPOInputError("advantage", f"must be finite, got {advantage}")
     grid = _grid(ratio_min, ratio_max, points, "ratio_min", "ratio_max")
     bounds = clip_bounds(epsilon, epsilon_low, epsilon_high, dual_clip)
+    check_positive("sapo_tau_pos", sapo_tau_pos)
+    check_positive("sapo_tau_neg", sapo_tau_neg)
+    no_dual = clip_bounds(epsilon, epsilon_low, epsilon_high, None)
     old = torch.zeros(points, 1, dtype=grid.dtype)
     adv = torch.full((points, 1), float(advantage), dtype=grid.dtype)
-    out = {}
-    for mode in modes:
-        leaf = grid.log().unsqueeze(-1).requires_grad_(True)
-        res = policy_loss(
-            leaf,
+    # All modes in one autograd pass over a [points, modes] leaf: each column is one mode's
+    # one-token sequences (policy_terms: the same per-token rule as policy_loss, without its
+    # diagnostics, which the curves do not use).
+    leaf = grid.log().unsqueeze(-1).repeat(1, len(modes)).requires_grad_(True)
+    columns = []
+    for j, mode in enumerate(modes):
+        terms = policy_terms(
+            leaf[:, j : j + 1],
             old,
             adv,
+            None,
             policy_loss_mode=mode,  # type: ignore[arg-type]
-            clip_ratio=epsilon,
-            clip_ratio_low=epsilon_low,
-            clip_ratio_high=epsilon_high,
-            dual_clip=dual_clip if mode in ("vanilla", "gspo") else None,
+            bounds=bounds if mode in ("vanilla", "gspo") else no_dual,
+            limit=log_ratio_limit(grid.dtype),
             sapo_tau_pos=sapo_tau_pos,
             sapo_tau_neg=sapo_tau_neg,
             cispo_clip=cispo_clip,
-            loss_agg_mode="token-sum",
+            gspo_stop_gradient=True,
+            gspo_log_ratio_max=None,
         )
-        objective = -res.per_token_loss
-        (grad,) = torch.autograd.grad(objective.sum(), leaf, allow_unused=True)
-        weight = torch.zeros_like(leaf) if grad is None else grad
-        out[mode] = ObjectiveCurve(
-            objective=objective.detach().squeeze(-1),
-            gradient_weight=weight.squeeze(-1),
+        columns.append(-terms.loss)
+    objective = torch.cat(columns, dim=1)
+    (grad,) = torch.autograd.grad(objective.sum(), leaf, allow_unused=True)
+    weight = torch.zeros_like(leaf) if grad is None else grad
+    objective = objective.detach()
+    out = {
+        mode: ObjectiveCurve(
+            objective=objective[:, j],
+            gradient_weight=weight[:, j],
             band=_band(mode, bounds, cispo_clip),
         )
+        for j, mode in enumerate(modes)
+    }
     return grid, out
 
 
