@@ -14,8 +14,9 @@ from fastapi.staticfiles import StaticFiles
 
 from app import __version__, errors
 from app.heavy import HeavyRunner
-from app.middleware import BodyLimitMiddleware, RequestContextMiddleware, ResponseCacheMiddleware
+from app.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from app.routes import advantages, analyze, curves, health, lab, losses, page, reference
+from app.services import ResponseCache
 from app.settings import Settings, get_settings
 
 WARM_UP_DELAY_S = 1.0
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.heavy = heavy
+    app.state.response_cache = ResponseCache(settings.response_cache_bytes)
     errors.install(app)
     for module in (health, curves, losses, advantages, analyze, reference, lab):
         app.include_router(module.router)
@@ -77,7 +79,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["content-type", "x-request-id"],
             expose_headers=["x-request-id"],
         )
-    app.add_middleware(ResponseCacheMiddleware, paths=frozenset(curves.CACHEABLE_PATHS))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         RequestContextMiddleware,

@@ -6,7 +6,6 @@ import json
 import logging
 import time
 import uuid
-from collections import OrderedDict
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -169,55 +168,3 @@ class RequestContextMiddleware:
                 record["ms"],
                 request_id,
             )
-
-
-class ResponseCacheMiddleware:
-    """Replays the response of a repeated GET to a pure endpoint (same path, same query
-    string) without routing, validation or serialisation.
-
-    Only 200 responses of the listed paths are kept (least recently used first out), so the
-    answer is byte-for-byte the one the endpoint gave. Outer middleware still adds the request
-    id and security headers to every replayed response.
-    """
-
-    def __init__(self, app: ASGIApp, paths: frozenset[str], max_entries: int = 4096) -> None:
-        self.app = app
-        self.paths = paths
-        self.max_entries = max_entries
-        self.entries: OrderedDict[tuple[str, bytes], tuple[list[tuple[bytes, bytes]], bytes]]
-        self.entries = OrderedDict()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] not in self.paths:
-            await self.app(scope, receive, send)
-            return
-        key = (scope["path"], scope.get("query_string", b""))
-        hit = self.entries.get(key)
-        if hit is not None:
-            self.entries.move_to_end(key)
-            cached_headers, body = hit
-            start: Message = {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": list(cached_headers),
-            }
-            await send(start)
-            await send({"type": "http.response.body", "body": body})
-            return
-        status = 0
-        headers: list[tuple[bytes, bytes]] = []
-        chunks: list[bytes] = []
-
-        async def capture(msg: Message) -> None:
-            nonlocal status, headers
-            if msg["type"] == "http.response.start":
-                status, headers = msg["status"], list(msg.get("headers", []))
-            elif msg["type"] == "http.response.body":
-                chunks.append(msg.get("body", b""))
-                if status == 200 and not msg.get("more_body", False):
-                    self.entries[key] = (headers, b"".join(chunks))
-                    if len(self.entries) > self.max_entries:
-                        self.entries.popitem(last=False)
-            await send(msg)
-
-        await self.app(scope, receive, capture)

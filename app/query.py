@@ -18,10 +18,11 @@ from app.errors import RequestInvalid, pydantic_errors
 
 
 class QueryModel(BaseModel):
-    """Base of the query models: unknown parameters are ignored (as FastAPI does), NaN and
-    infinities are refused, and instances are hashable (they key the curve caches)."""
+    """Base of the query models: an unknown parameter is a 422 naming it (as unknown JSON
+    fields are), NaN and infinities are refused, and instances are frozen (their values key
+    the response cache)."""
 
-    model_config = ConfigDict(extra="ignore", allow_inf_nan=False, frozen=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
 
 Q = TypeVar("Q", bound=QueryModel)

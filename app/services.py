@@ -3,9 +3,9 @@ finite results, and where a computation runs (inline when small, off the loop wh
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
@@ -231,23 +231,36 @@ def rollout_for(
 
 
 class JSONBytes(Response):
-    """A response whose body is JSON already serialised (by :func:`cached_json`)."""
+    """A response whose body is JSON already serialised (kept in :class:`ResponseCache`)."""
 
     media_type = "application/json"
 
 
-CURVE_CACHE_SIZE = 4096
-"""Responses kept per curve endpoint (a few KB each)."""
+class ResponseCache:
+    """The one server-side cache of GET answers: serialised JSON bodies of pure endpoints,
+    keyed by the endpoint and its *validated* query values (so unknown or differently spelled
+    parameters cannot add entries), least recently used out first, bounded by the total bytes
+    of the bodies it holds (``PPO_EXPLORER_RESPONSE_CACHE_BYTES``). Only successful answers are
+    kept. Used from the event loop only (no locking needed)."""
 
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._entries: OrderedDict[Hashable, bytes] = OrderedDict()
 
-def cached_json(fn: Callable[..., BaseModel]) -> Callable[..., bytes]:
-    """Memoise a pure response builder as its serialised JSON, keyed by its (positional,
-    hashable) query values. Errors are not cached; each cached body is what the response model
-    serialises, so the answer is byte-for-byte the uncached one."""
+    def __len__(self) -> int:
+        return len(self._entries)
 
-    @functools.lru_cache(maxsize=CURVE_CACHE_SIZE)
-    def build(*args: Any) -> bytes:
-        return fn(*args).model_dump_json().encode()
-
-    functools.update_wrapper(build, fn)
-    return build
+    def get_or_build(self, key: Hashable, build: Callable[[], bytes]) -> bytes:
+        body = self._entries.get(key)
+        if body is not None:
+            self._entries.move_to_end(key)
+            return body
+        body = build()
+        if len(body) <= self.max_bytes:
+            self._entries[key] = body
+            self.bytes += len(body)
+            while self.bytes > self.max_bytes:
+                _, old = self._entries.popitem(last=False)
+                self.bytes -= len(old)
+        return body

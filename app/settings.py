@@ -44,6 +44,12 @@ class Settings(BaseSettings):
         description="Most word-updates one lab run may cost: iterations x epochs x batch_size "
         "x seq_len x algorithms (the 200-iteration default of all three is 1.8 M).",
     )
+    response_cache_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=0,
+        description="Bytes of GET answers (curves) kept per worker, least recently used out; "
+        "0 turns the cache off.",
+    )
     frame_ancestors: str = Field(
         "'none'", description="CSP frame-ancestors value: who may embed the page."
     )

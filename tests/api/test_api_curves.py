@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from api_support import approx, convention_json
+from api_support import approx, assert_error, convention_json
 from fastapi.testclient import TestClient
 
 from app import __version__
@@ -256,21 +256,21 @@ def test_healthz(client: TestClient) -> None:
     assert r.json() == {"status": "ok", "version": __version__, "torch": torch.__version__}
 
 
-def test_repeated_curve_query_is_replayed_without_reaching_the_route(
+def test_repeated_curve_queries_are_built_once_per_validated_query(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from api_support import make_client
 
     import app.routes.curves as curves
 
-    calls = []
-    original = curves.parse_query
+    calls: list[object] = []
+    original = curves.clip_objective_curve
 
-    def counting(request: object, model: object) -> object:
-        calls.append(model)
-        return original(request, model)  # type: ignore[arg-type]
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(args)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(curves, "parse_query", counting)
+    monkeypatch.setattr(curves, "clip_objective_curve", counting)
     with make_client() as c:
         url = "/api/v1/clip-objective?epsilon=0.13&points=7"
         first, second = c.get(url), c.get(url)
@@ -279,8 +279,31 @@ def test_repeated_curve_query_is_replayed_without_reaching_the_route(
         assert len(calls) == 1  # the second answer came from the response cache
         assert first.headers["x-request-id"] != second.headers["x-request-id"]
         assert "script-src 'self'" in second.headers["content-security-policy"]
+        # The same validated query spelled differently is the same entry.
+        c.get("/api/v1/clip-objective?points=7.0&epsilon=0.130")
+        assert len(calls) == 1
         bad = "/api/v1/clip-objective?epsilon=7"
         assert c.get(bad).status_code == c.get(bad).status_code == 422  # errors never cached
-        assert len(calls) == 3
-        c.get("/api/v1/clip-objective?points=7&epsilon=0.13")  # another query string: routed
-        assert len(calls) == 4
+        # Unknown parameters are refused, so they cannot add entries.
+        for i in range(3):
+            r = c.get(f"{url}&x={i}")
+            assert_error(r, 422, ["query", "x"], "Extra inputs are not permitted")
+        assert len(c.app.state.response_cache) == 1  # type: ignore[attr-defined]
+
+
+def test_response_cache_is_bounded_in_bytes() -> None:
+    from api_support import make_client
+
+    with make_client(response_cache_bytes=200_000) as c:
+        cache = c.app.state.response_cache  # type: ignore[attr-defined]
+        sizes = []
+        for i in range(12):  # ~100 KB each at 2000 points: the budget holds one or two
+            r = c.get(f"/api/v1/clip-objective?points=2000&advantage={1 + i / 10}")
+            assert r.status_code == 200
+            sizes.append(len(r.content))
+            assert cache.bytes <= 200_000
+        assert cache.bytes == sum(sizes[-len(cache) :])
+        assert 1 <= len(cache) < 12
+    with make_client(response_cache_bytes=0) as off:
+        assert off.get("/api/v1/clip-objective?points=5").status_code == 200
+        assert len(off.app.state.response_cache) == 0  # type: ignore[attr-defined]

@@ -82,9 +82,17 @@ def test_all_bad_parameters_are_reported_at_once(client: TestClient) -> None:
     assert locs == [("query", "advantage"), ("query", "epsilon"), ("query", "points")]
 
 
-def test_unknown_parameters_are_ignored_and_the_last_repeat_wins(client: TestClient) -> None:
+def test_unknown_parameters_are_refused_and_the_last_repeat_wins(client: TestClient) -> None:
     plain = client.get(f"{CLIP}?epsilon=0.3&points=5").json()
-    assert client.get(f"{CLIP}?epsilon=0.3&points=5&colour=blue").json() == plain
+    r = client.get(f"{CLIP}?epsilon=0.3&points=5&colour=blue")
+    assert r.status_code == 422
+    assert r.json()["detail"] == [
+        {
+            "loc": ["query", "colour"],
+            "msg": "Extra inputs are not permitted",
+            "type": "extra_forbidden",
+        }
+    ]
     assert client.get(f"{CLIP}?epsilon=0.9&epsilon=0.3&points=5").json() == plain
     assert plain["clip_bounds"]["high"] == pytest.approx(1.3)
 

@@ -342,6 +342,24 @@ def test_cors_open_for_configured_origins_only() -> None:
         assert "POST" in preflight.headers["access-control-allow-methods"]
 
 
+def test_cors_is_right_for_every_origin_on_a_cached_path() -> None:
+    # Two allowed origins and a foreign one ask the same cached curve: each gets its own
+    # Access-Control-Allow-Origin (the cache holds bodies, not another origin's headers).
+    first, second = "https://a.example", "https://b.example"
+    url = "/api/v1/clip-objective?points=5&epsilon=0.17"
+    with make_client(cors_origins=[first, second]) as c:
+        r1 = c.get(url, headers={"origin": first})
+        r2 = c.get(url, headers={"origin": second})
+        r3 = c.get(url, headers={"origin": "https://evil.example"})
+        r4 = c.get(url)
+        assert r1.content == r2.content == r3.content == r4.content
+        assert r1.headers["access-control-allow-origin"] == first
+        assert r2.headers["access-control-allow-origin"] == second
+        assert "access-control-allow-origin" not in r3.headers
+        assert "access-control-allow-origin" not in r4.headers
+        assert len(c.app.state.response_cache) == 1  # type: ignore[attr-defined]
+
+
 def test_start_up_freezes_what_is_loaded_out_of_the_collector() -> None:
     """Full cyclic collections over torch / pydantic / FastAPI's ~200k objects took ~90 ms and
     set the p99 of small requests; the app moves them to the permanent generation at start."""
