@@ -54,6 +54,12 @@ def _init_worker(parent_pid: int) -> None:
     threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
 
 
+def _set_torch_threads(count: int) -> None:
+    import torch
+
+    torch.set_num_threads(count)
+
+
 def _noop() -> None:
     """Submitted once per worker at start-up so the pool spawns and warms up early."""
 
@@ -61,8 +67,11 @@ def _noop() -> None:
 class HeavyRunner:
     """Admission control plus the executors for heavy work."""
 
-    def __init__(self, concurrency: int, queue: int, timeout_s: float) -> None:
+    def __init__(
+        self, concurrency: int, queue: int, timeout_s: float, torch_threads: int = 1
+    ) -> None:
         self.concurrency = concurrency
+        self.torch_threads = torch_threads
         self.capacity = concurrency + queue
         self.timeout_s = timeout_s
         self._admitted = 0
@@ -127,7 +136,14 @@ class HeavyRunner:
     def _thread_pool(self) -> ThreadPoolExecutor:
         """The heavy threads, created on first use (and again after a shutdown)."""
         if self._threads is None:
-            self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="heavy")
+            # torch's intra-op thread count is a per-thread setting (OpenMP): set it once as
+            # each heavy thread starts, never per request.
+            self._threads = ThreadPoolExecutor(
+                self.concurrency,
+                thread_name_prefix="heavy",
+                initializer=_set_torch_threads,
+                initargs=(self.torch_threads,),
+            )
         return self._threads
 
     def step(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:

@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
@@ -26,13 +27,22 @@ WARM_UP_DELAY_S = 1.0
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the FastAPI app from ``settings`` (default: the environment)."""
     settings = settings or get_settings()
-    heavy = HeavyRunner(settings.heavy_concurrency, settings.heavy_queue, settings.heavy_timeout_s)
+    heavy = HeavyRunner(
+        settings.heavy_concurrency,
+        settings.heavy_queue,
+        settings.heavy_timeout_s,
+        settings.torch_threads,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not logging.getLogger("app.access").handlers:
             logging.basicConfig(level=logging.INFO, format="%(message)s")
         loop = asyncio.get_running_loop()
+        # torch's intra-op threads, set once for the event loop's thread here and for each
+        # heavy thread as it starts (app.heavy), never per request: requests toggling the
+        # setting around their work could leave it at the wrong value.
+        torch.set_num_threads(settings.torch_threads)
         # What is loaded by now (torch, pydantic, FastAPI: ~200k objects) lives as long as the
         # process: move it out of the cyclic collector's sight, or every full collection scans
         # it all (~90 ms here) and lands in the latency of whichever request triggered it.

@@ -50,6 +50,14 @@ class Settings(BaseSettings):
         description="Bytes of GET answers (curves) kept per worker, least recently used out; "
         "0 turns the cache off.",
     )
+    torch_threads: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="torch intra-op threads of the server's event loop and heavy threads, set "
+        "once as each starts: its requests are small (large analyses run in the analyzer's "
+        "worker processes, which keep torch's default of one per core).",
+    )
     frame_ancestors: str = Field(
         "'none'", description="CSP frame-ancestors value: who may embed the page."
     )

@@ -55,8 +55,7 @@ Examples:
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -416,23 +415,6 @@ class _Batch:
     advantages: Tensor
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run torch ops single-threaded, then restore the caller's setting.
-
-    The lab's tensors hold a few thousand numbers: intra-op parallelism only adds
-    synchronisation, which on a busy 2-core machine costs milliseconds per op (measured: a
-    ``[8, 17, 16]`` log-softmax took 4 ms with 2 threads, 8 us with 1). One thread also makes
-    the results independent of the caller's thread count.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 class _Lab:
     """The requested algorithms' policies, stacked on a leading algorithm axis ``A``.
 
@@ -639,13 +621,12 @@ def iterate_lab(
 def _iterate(
     config: LabConfig, algorithms: tuple[Algorithm, ...]
 ) -> Generator[LabStep, None, None]:
-    with _one_thread():
-        lab = _Lab(config, algorithms)
+    # torch's thread count is the caller's (the server sets it once per process): toggling
+    # the process-wide setting here raced with other threads. The lab's tensors are far below
+    # torch's parallel grain, so the results do not depend on it.
+    lab = _Lab(config, algorithms)
     for i in range(config.iterations):
-        # Not across the yield: the caller's own code keeps its thread setting.
-        with _one_thread():
-            metrics = lab.step(is_checkpoint(i, config.iterations))
-        yield LabStep(i, metrics)
+        yield LabStep(i, lab.step(is_checkpoint(i, config.iterations)))
 
 
 def run_lab(config: LabConfig, algorithms: Sequence[str] = ALGORITHMS) -> dict[str, LabSeries]:

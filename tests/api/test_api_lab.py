@@ -114,3 +114,38 @@ def test_stream_answers_503_when_heavy_slots_are_taken(client: TestClient) -> No
         assert r.status_code == 503
     finally:
         heavy._admitted = 0
+
+
+def test_concurrent_lab_streams_leave_the_thread_count_alone() -> None:
+    # Two streams at once, in two client threads: each used to set torch's process-wide thread
+    # count to 1 around every step and restore "the previous" value, so interleaved runs could
+    # leave the process on one thread for good. The count is now set once at start-up.
+    import threading
+
+    import torch
+
+    with make_client(heavy_concurrency=2, heavy_queue=2, torch_threads=2) as c:
+        heavy = c.app.state.heavy  # type: ignore[attr-defined]
+
+        def counts() -> tuple[int, int]:  # (event loop's thread, a heavy thread)
+            async def ask() -> tuple[int, int]:
+                return torch.get_num_threads(), await heavy.in_thread(torch.get_num_threads)
+
+            return c.portal.call(ask)  # type: ignore[union-attr]
+
+        assert counts() == (2, 2)
+        done: list[int] = []
+
+        def stream(seed: int) -> None:
+            params = {"algorithms": ["pg", "ppo", "ppo-kl"], "iterations": 30, "seed": seed}
+            r = c.get("/api/v1/lab/stream", params=params)
+            done.append(r.status_code)
+            assert events(r.text)[-1][0] == "done"
+
+        threads = [threading.Thread(target=stream, args=(seed,)) for seed in (1, 2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert done == [200, 200]
+        assert counts() == (2, 2)
