@@ -18,6 +18,7 @@ from app.errors import RequestInvalid, error_item
 from app.heavy import HeavyRunner
 from app.schemas import AnalyzeRequest, AnalyzeResponse, ErrorResponse
 from app.services import limits
+from app.tensors import JsonFieldCounter
 from ppo_core.conventions import CONVENTIONS
 
 router = APIRouter(prefix="/api/v1", tags=["analyze"])
@@ -82,7 +83,14 @@ async def analyze(request: Request) -> Any:
     # The body goes to the worker as the chunks received, joined there: joining 100 MB here
     # would hold the event loop for ~50 ms. (Pickling for the worker happens on the executor's
     # own thread, whole body or list alike.)
-    chunks = [chunk async for chunk in request.stream() if chunk]
+    # Each chunk is scanned as it arrives: a tensor over the element limit is refused without
+    # reading the rest of the body (JsonFieldCounter), not seconds later after parsing it.
+    counter = JsonFieldCounter(frozenset(TENSOR_FIELDS), settings.max_tensor_elements)
+    chunks = []
+    async for chunk in request.stream():
+        if chunk:
+            counter.feed(chunk)
+            chunks.append(chunk)
     return await runner.in_process(analyze_json, chunks, settings.max_tensor_elements)
 
 

@@ -16,7 +16,7 @@ from api_support import assert_error, npy_bytes
 from fastapi.testclient import TestClient
 from safetensors.numpy import save as save_safetensors
 
-from ppo_core import group_advantages
+from ppo_core import PPOInputError, group_advantages
 from ppo_core.conventions import CONVENTIONS
 from ppo_core.findings import (
     APPROX_KL_HIGH,
@@ -398,3 +398,42 @@ def test_scores_with_groups_give_the_estimators_advantages(client: TestClient) -
         client, b | {"scores": np.array(scores)}, advantage_estimator="reinforce_plus_plus"
     )
     assert any("REINFORCE++" in n for n in rpp["notes"])
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 16])
+def test_json_field_counter_refuses_an_oversized_tensor_while_streaming(chunk: int) -> None:
+    # The body is fed in chunks (keys split across them too); the counter raises at the first
+    # chunk where old_logprobs passes 1,000 numbers, long before the body's end.
+    from app.tensors import JsonFieldCounter
+
+    body = json.dumps(
+        {"logprobs": [0.1] * 10, "old_logprobs": [0.1] * 5000, "advantages": [1.0] * 10}
+    ).encode()
+    fields = frozenset({"logprobs", "old_logprobs", "advantages"})
+    counter = JsonFieldCounter(fields, 1000)
+    fed = 0
+    with pytest.raises(PPOInputError) as err:
+        for start in range(0, len(body), chunk):
+            counter.feed(body[start : start + chunk])
+            fed = start + chunk
+    assert err.value.field == "old_logprobs"
+    assert fed < 0.5 * len(body)  # refused before the rest arrived
+    # Nested lists count every number: 10 x 100 = 1,000 numbers pass a 1,000 limit, not 999.
+    rows = json.dumps({"old_logprobs": [[0.1] * 100] * 10, "x": 1}).encode()
+    for limit, refused in ((1000, False), (999, True)):
+        counter = JsonFieldCounter(fields, limit)
+        try:
+            for start in range(0, len(rows), chunk):
+                counter.feed(rows[start : start + chunk])
+            assert not refused
+        except PPOInputError:
+            assert refused
+
+
+def test_an_oversized_json_tensor_is_a_422_over_http() -> None:
+    from api_support import make_client
+
+    with make_client(max_tensor_elements=1000) as small:
+        body = {"logprobs": [0.0] * 10, "old_logprobs": [0.0] * 10, "advantages": [0.0] * 2000}
+        r = small.post(ANALYZE, json=body)
+        assert_error(r, 422, ["body", "advantages"], "advantages: has over 1000 elements...")
