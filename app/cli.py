@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         workers=args.workers,
         timeout_graceful_shutdown=10,
+        # uvicorn's default, 5 s, equals httpx's keep-alive expiry: a client reusing a pooled
+        # connection just as the server closes it gets a reset (seen under a mixed load).
+        timeout_keep_alive=settings.keep_alive_s,
         access_log=False,  # app.middleware writes one structured line per request instead
         log_level="info",
     )

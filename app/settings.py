@@ -50,6 +50,14 @@ class Settings(BaseSettings):
         description="Bytes of GET answers (curves) kept per worker, least recently used out; "
         "0 turns the cache off.",
     )
+    keep_alive_s: int = Field(
+        75,
+        ge=1,
+        le=3600,
+        description="Seconds an idle keep-alive connection stays open. Longer than clients' "
+        "and load balancers' idle timeouts (httpx 5 s, AWS ALB 60 s), so the server never "
+        "closes a connection that a client is reusing at that moment.",
+    )
     torch_threads: int = Field(
         1,
         ge=1,

@@ -17,7 +17,7 @@ import io
 import random
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import httpx
@@ -183,43 +183,53 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--warmup", type=float, default=10)
+    parser.add_argument("--runs", type=int, default=1, help="timed runs on the same server")
     args = parser.parse_args()
 
     env = {"PPO_EXPLORER_LOG_JSON": "true"}
+    runs = []
     with running_server(args.workers, env) as server:
         base = server.base
         time.sleep(3)
         asyncio.run(run_load(base, args.connections, args.warmup, 1))
         rss_warm = tree_rss_mb(server.proc.pid)
-        t = time.perf_counter()
-        stats = asyncio.run(run_load(base, args.connections, args.duration, 2))
-        elapsed = time.perf_counter() - t
+        for run in range(args.runs):
+            t = time.perf_counter()
+            stats = asyncio.run(run_load(base, args.connections, args.duration, 2 + run))
+            runs.append((stats, time.perf_counter() - t))
         rss_after = tree_rss_mb(server.proc.pid)
 
-    print(
-        f"{args.connections} connections, {args.duration:g} s, {args.workers} workers, "
-        f"{sum(len(v) for v in stats.values()) / elapsed:.0f} req/s overall"
-    )
-    print("| endpoint | requests | 2xx | 503 | other 4xx | 5xx | conn. errors | p50 ms | p99 ms |")
-    print("|---|---|---|---|---|---|---|---|---|")
     bad = 0
-    for name in sorted(stats):
-        rows = stats[name]
-        codes = [s for s, _ in rows]
-        ok = [ms for s, ms in rows if isinstance(s, int) and s < 300]
-        n503 = sum(1 for s in codes if s == 503)
-        n4xx = sum(1 for s in codes if isinstance(s, int) and 400 <= s < 500)
-        n5xx = sum(1 for s in codes if isinstance(s, int) and s >= 500 and s != 503)
-        nerr = sum(1 for s in codes if not isinstance(s, int))
-        bad += n5xx + nerr
+    for run, (stats, elapsed) in enumerate(runs, 1):
         print(
-            f"| {name} | {len(rows)} | {len(ok)} | {n503} | {n4xx} | {n5xx} | {nerr} "
-            f"| {pct(ok, 0.5):.1f} | {pct(ok, 0.99):.1f} |"
+            f"run {run}: {args.connections} connections, {args.duration:g} s, {args.workers} "
+            f"workers, {sum(len(v) for v in stats.values()) / elapsed:.0f} req/s overall"
         )
+        print(
+            "| endpoint | requests | 2xx | 503 | other 4xx | 5xx | conn. errors | p50 ms | p99 ms |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        errors: Counter[str] = Counter()
+        for name in sorted(stats):
+            rows = stats[name]
+            codes = [s for s, _ in rows]
+            ok = [ms for s, ms in rows if isinstance(s, int) and s < 300]
+            n503 = sum(1 for s in codes if s == 503)
+            n4xx = sum(1 for s in codes if isinstance(s, int) and 400 <= s < 500)
+            n5xx = sum(1 for s in codes if isinstance(s, int) and s >= 500 and s != 503)
+            errors.update(str(s) for s in codes if not isinstance(s, int))
+            nerr = sum(1 for s in codes if not isinstance(s, int))
+            bad += n5xx + nerr
+            print(
+                f"| {name} | {len(rows)} | {len(ok)} | {n503} | {n4xx} | {n5xx} | {nerr} "
+                f"| {pct(ok, 0.5):.1f} | {pct(ok, 0.99):.1f} |"
+            )
+        # Connection resets (httpx ReadError / RemoteProtocolError) reported on their own.
+        print(f"connection errors by type: {dict(errors) or 'none'}")
     growth = (rss_after - rss_warm) / rss_warm
     print(
         f"resident memory (server + workers): {rss_warm:.0f} MB after warm-up, "
-        f"{rss_after:.0f} MB after the run ({growth:+.1%})"
+        f"{rss_after:.0f} MB after the runs ({growth:+.1%})"
     )
     return 1 if bad or growth > 0.10 else 0
 
