@@ -16,12 +16,8 @@ pytestmark = pytest.mark.e2e
 
 
 def shown(page: Any, table: str, key: str) -> float:
-    """The number a results table shows in the row named ``key``."""
-    text = page.evaluate(
-        f"() => [...document.querySelectorAll('{table} tr')]"
-        f".find(r => r.cells[0] && r.cells[0].textContent.trim() === '{key}').cells[1].textContent"
-    )
-    return float(text)
+    """The number a results table shows in the row of ``key`` (its ``data-key``)."""
+    return float(page.text_content(f"{table} tr[data-key='{key}'] td"))
 
 
 def move(page: Any, ui: Any, control: str, panel: str, presses: int = 3) -> None:
@@ -150,8 +146,9 @@ def test_analyze_shows_api_errors(page: Any, ui: Any, problems: Any) -> None:
     bad = {"logprobs": [[0.1, 0.2]], "old_logprobs": [[0.0]], "advantages": [[1.0, 1.0]]}
     page.fill("#analyze-json", json.dumps(bad))
     page.click("#analyze-run")
-    error = page.locator("#panel-analyze .panel-error")
-    ui.wait_for("!document.querySelector('#panel-analyze .panel-error').hidden")
+    # The API's message shows next to the Analyze button.
+    error = page.locator("#analyze-error")
+    ui.wait_for("!document.getElementById('analyze-error').hidden")
     assert "old_logprobs" in error.text_content()
     # The browser logs a failed (4xx) fetch on the console: that one is expected here.
     problems.items[:] = [p for p in problems.items if "422" not in p]
