@@ -224,6 +224,8 @@ def _analyze(t: dict[str, torch.Tensor], knobs: AnalyzeRequest) -> dict[str, Any
         notes.append("no old_values: value clipping skipped")
     if "logits" not in t and "entropy" not in t:
         notes.append("no logits or entropy: the entropy term is 0")
+    if conv.rollout_is_level is not None and "rollout_logprobs" not in t:
+        notes.append("rollout_is_level is set but no rollout_logprobs: no rollout correction")
 
     rollout = t.get("rollout_logprobs")
     leaf = lp.clone().requires_grad_(True)
@@ -272,6 +274,8 @@ def _analyze(t: dict[str, torch.Tensor], knobs: AnalyzeRequest) -> dict[str, Any
         "advantage": _hist(res.advantages, mask, knobs.bins),
         "per_token_loss": _hist(p.per_token_loss, mask, knobs.bins),
         "logprob_gradient": _hist(gradient, mask, knobs.bins),
+        # log r stays readable where one extreme ratio stretches the ratio's bins to 1e10
+        "log_ratio": _hist(lp - t["old_logprobs"], mask, knobs.bins),
     }
     corr_out = None
     if correction is not None:
@@ -297,6 +301,7 @@ def _analyze(t: dict[str, torch.Tensor], knobs: AnalyzeRequest) -> dict[str, Any
     return AnalyzeResponse(
         tokens=tokens,
         shape=list(lp.shape),
+        inputs=sorted(t),
         breakdown=breakdown(res, conv),
         diagnostics=diagnostics,
         histograms=histograms,

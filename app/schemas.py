@@ -361,7 +361,9 @@ class RolloutCorrectionOut(BaseModel):
     level: RolloutISLevel
     mode: RolloutISMode
     threshold: float
-    threshold_low: float | None
+    threshold_low: float | None = Field(
+        description="The lower threshold applied (mask mode: 1/threshold unless set)."
+    )
     metrics: dict[str, float] = Field(description="verl's rollout_corr/* without the prefix.")
     histogram: HistogramOut | None = Field(
         None, description="The raw weights (before the threshold) over valid tokens (analyze)."
@@ -638,6 +640,7 @@ class ConventionsOut(BaseModel):
 class AnalyzeResponse(BaseModel):
     tokens: int = Field(description="Valid tokens.")
     shape: list[int]
+    inputs: list[str] = Field(description="The tensor fields this batch provided, sorted.")
     breakdown: BreakdownOut
     diagnostics: dict[str, float | bool | None]
     histograms: dict[str, HistogramOut]

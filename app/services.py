@@ -208,7 +208,11 @@ class AppliedCorrection:
             level=c.rollout_is_level or "token",
             mode=c.rollout_is_mode,
             threshold=c.rollout_is_threshold,
-            threshold_low=c.rollout_is_threshold_low,
+            threshold_low=(
+                1.0 / c.rollout_is_threshold  # the mask's documented default, as applied
+                if c.rollout_is_threshold_low is None and c.rollout_is_mode == "mask"
+                else c.rollout_is_threshold_low
+            ),
             metrics={k: finite(k, v) for k, v in self.correction.metrics.items()},
         )
 

@@ -125,6 +125,7 @@ def test_analyze_whole_body_by_hand(client: TestClient) -> None:
     assert r.json() == {
         "tokens": 2,
         "shape": [2],
+        "inputs": ["advantages", "logprobs", "old_logprobs"],
         "breakdown": {
             "policy_loss": -1.0,
             "value_loss": 0.0,
@@ -156,6 +157,7 @@ def test_analyze_whole_body_by_hand(client: TestClient) -> None:
             "advantage": {"edges": [0.5, 1.5], "counts": [2]},
             "per_token_loss": {"edges": [-1.5, -0.5], "counts": [2]},
             "logprob_gradient": {"edges": [-1.0, 0.0], "counts": [2]},
+            "log_ratio": {"edges": [-0.5, 0.5], "counts": [2]},
         },
         # token-mean of -A r over 2 tokens: d/d logprob = -A r / 2 = -0.5 each.
         "logprob_gradient": [-0.5, -0.5],

@@ -437,3 +437,17 @@ def test_an_oversized_json_tensor_is_a_422_over_http() -> None:
         body = {"logprobs": [0.0] * 10, "old_logprobs": [0.0] * 10, "advantages": [0.0] * 2000}
         r = small.post(ANALYZE, json=body)
         assert_error(r, 422, ["body", "advantages"], "advantages: has over 1000 elements...")
+
+
+def test_rollout_level_without_rollout_logprobs_is_noted_and_mask_bounds_reported(
+    client: TestClient,
+) -> None:
+    got = analyze(client, clean_batch(), rollout_is_level="token")
+    assert got["rollout_correction"] is None
+    assert any("no rollout_logprobs" in note for note in got["notes"])
+    b = clean_batch() | {"rollout_logprobs": clean_batch()["old_logprobs"]}
+    masked = analyze(client, b, rollout_is_level="token", rollout_is_mode="mask")
+    corr = masked["rollout_correction"]
+    assert corr["threshold_low"] == pytest.approx(1 / corr["threshold"])  # the default applied
+    assert masked["inputs"] == sorted(b)
+    assert "log_ratio" in masked["histograms"]
