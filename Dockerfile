@@ -1,5 +1,17 @@
 # syntax=docker/dockerfile:1
-# PPO Explorer: slim Python 3.11, CPU-only torch, non-root, health-checked.
+# PPO Explorer: slim Python 3.11, CPU-only torch, non-root, health-checked, installed from the
+# project's wheel (the page ships inside it as package data).
+
+# --- build: the wheel, nothing else leaves this stage ---------------------------------------
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY app ./app
+COPY ppo_core ./ppo_core
+RUN pip wheel --no-deps --wheel-dir /wheels .
+
+# --- runtime --------------------------------------------------------------------------------
 FROM python:3.11-slim AS runtime
 
 ARG TORCH_VERSION=2.13.0
@@ -17,22 +29,12 @@ RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /app --shell /usr/sbin/nologin app
 WORKDIR /app
 
-# Dependencies first, in their own layers: they change far less often than the source.
-# torch comes from the CPU wheel index, pinned, so no CUDA build (several GB) is pulled in.
+# torch first, in its own layer, from the CPU wheel index and pinned: no CUDA build (several
+# GB) is pulled in, and it changes far less often than the project.
 RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
-COPY pyproject.toml README.md ./
-RUN mkdir -p app/routes ppo_core \
-    && touch app/__init__.py app/routes/__init__.py ppo_core/__init__.py \
-    && pip install . \
-    && pip uninstall -y ppo-explorer \
-    && rm -rf app ppo_core build
-
-# The source last; installed in place (editable) so templates/ and static/ sit beside app/.
-COPY --chown=app:app app ./app
-COPY --chown=app:app ppo_core ./ppo_core
-COPY --chown=app:app templates ./templates
-COPY --chown=app:app static ./static
-RUN pip install --no-deps -e . && rm -rf build
+# The project's wheel (not the source tree): its other dependencies come from PyPI here.
+COPY --from=build /wheels /wheels
+RUN pip install /wheels/*.whl && rm -rf /wheels
 
 USER 10001:10001
 EXPOSE 8000

@@ -21,9 +21,10 @@ from fastapi.templating import Jinja2Templates
 
 from app import __version__
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES_DIR = ROOT / "templates"
-STATIC_DIR = ROOT / "static"
+# The page ships inside the package (package data of the wheel): found where `app` is
+# installed, never relative to a source checkout.
+TEMPLATES_DIR = Path(str(importlib.resources.files("app") / "templates"))
+STATIC_DIR = Path(str(importlib.resources.files("app") / "static"))
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 PLOTLY_URL = f"/vendor/plotly-{plotly.__version__}.min.js"
 # Swagger UI 5 (it reads OpenAPI 3.1) from the fastapi-offline package's static files.
