@@ -12,19 +12,12 @@ import orjson
 import torch
 from pydantic import ValidationError
 
+from app.correction import AppliedCorrection, rollout_for
 from app.errors import RequestInvalid, error_item, pydantic_errors
 from app.inspector import Inspection, inspect_batch
+from app.knobs import convention_out, resolve_convention
+from app.results import breakdown, finite, finite_list, loss_diagnostics
 from app.schemas import AnalyzeRequest, AnalyzeResponse, HistogramOut
-from app.services import (
-    AppliedCorrection,
-    breakdown,
-    convention_out,
-    finite,
-    finite_list,
-    loss_diagnostics,
-    resolve_convention,
-    rollout_for,
-)
 from app.tensors import (
     batch_file_kind,
     from_array,

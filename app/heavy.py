@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib
 import multiprocessing
 import os
 import threading
@@ -37,10 +38,11 @@ class Overloaded(Exception):
         self.retry_after = retry_after
 
 
-def _init_worker(parent_pid: int) -> None:
-    """Each worker: import the analyzer now (not on the first request), and exit on its own if
-    the server process dies without shutting the pool down (e.g. SIGKILL)."""
-    import app.analysis  # noqa: F401
+def _init_worker(parent_pid: int, preload: tuple[str, ...]) -> None:
+    """Each worker: import the modules its jobs need now (not on the first request), and exit
+    on its own if the server process dies without shutting the pool down (e.g. SIGKILL)."""
+    for module in preload:
+        importlib.import_module(module)
 
     gc.collect()
     gc.freeze()  # as in the server (app.main): imported modules stay out of full collections
@@ -68,10 +70,17 @@ class HeavyRunner:
     """Admission control plus the executors for heavy work."""
 
     def __init__(
-        self, concurrency: int, queue: int, timeout_s: float, torch_threads: int = 1
+        self,
+        concurrency: int,
+        queue: int,
+        timeout_s: float,
+        torch_threads: int = 1,
+        preload: tuple[str, ...] = (),
     ) -> None:
         self.concurrency = concurrency
         self.torch_threads = torch_threads
+        self.preload = preload
+        """Modules each worker process imports as it starts (the heavy jobs' own modules)."""
         self.capacity = concurrency + queue
         self.timeout_s = timeout_s
         self._admitted = 0
@@ -92,7 +101,7 @@ class HeavyRunner:
                 self.concurrency,
                 mp_context=ctx,
                 initializer=_init_worker,
-                initargs=(os.getpid(),),
+                initargs=(os.getpid(), self.preload),
             )
             self._warming = [self._processes.submit(_noop) for _ in range(self.concurrency)]
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from app.results import finite, finite_list
 from app.schemas import (
     AggregationModeRow,
     AggregationOut,
@@ -24,7 +25,6 @@ from app.schemas import (
     MicrobatchOut,
     TokenViewOut,
 )
-from app.services import finite, finite_list
 from ppo_core import PPOInputError
 from ppo_core.conventions import CONVENTIONS, Convention
 from ppo_core.findings import LOG_RATIO_EXTREME, BatchFacts, batch_findings

@@ -14,10 +14,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__, errors
+from app.cache import ResponseCache
 from app.heavy import HeavyRunner
 from app.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from app.routes import advantages, analyze, curves, health, lab, losses, page, reference
-from app.services import ResponseCache
 from app.settings import Settings, get_settings
 
 WARM_UP_DELAY_S = 1.0
@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.heavy_queue,
         settings.heavy_timeout_s,
         settings.torch_threads,
+        preload=("app.analysis",),  # the worker processes' one job: import it as they start
     )
 
     @asynccontextmanager

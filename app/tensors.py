@@ -13,10 +13,12 @@ from __future__ import annotations
 import io
 import math
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import torch
+from pydantic import BaseModel
 
 from ppo_core import PPOInputError
 
@@ -118,6 +120,33 @@ def from_json(
         path, problem = found
         raise PPOInputError(name, f"{problem}{_where(path)}") from None
     return torch.from_numpy(arr)
+
+
+def opt_tensor(
+    body: BaseModel, name: str, max_elements: int, ranks: tuple[int, ...] = (1, 2)
+) -> torch.Tensor | None:
+    """The tensor field ``name`` of ``body`` as float64, or ``None`` when it was omitted."""
+    data = getattr(body, name)
+    return None if data is None else from_json(name, data, ranks=ranks, max_elements=max_elements)
+
+
+def req_tensor(
+    body: BaseModel, name: str, max_elements: int, ranks: tuple[int, ...] = (1, 2)
+) -> torch.Tensor:
+    """The required tensor field ``name`` of ``body`` as float64."""
+    return from_json(name, getattr(body, name), ranks=ranks, max_elements=max_elements)
+
+
+def count_elements(body: BaseModel, names: Iterable[str]) -> int:
+    """Element count of JSON tensor fields (from their first rows), to pick inline vs. pool."""
+    total = 0
+    for name in names:
+        data, size = getattr(body, name), 1
+        while isinstance(data, list) and data:
+            size *= len(data)
+            data = data[0]
+        total += size if data is not None else 0
+    return total
 
 
 def int_from_json(name: str, data: Any, *, max_elements: int) -> torch.Tensor:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import torch
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
+from app.deps import HeavyDep, SettingsDep, compute
+from app.results import finite, finite_list
 from app.schemas import (
     GAERequest,
     GAEResponse,
@@ -15,16 +17,7 @@ from app.schemas import (
     RolloutCorrectionRequest,
     RolloutCorrectionResponse,
 )
-from app.services import (
-    compute,
-    count_elements,
-    finite,
-    finite_list,
-    limits,
-    opt_tensor,
-    req_tensor,
-)
-from app.tensors import from_json, int_from_json
+from app.tensors import count_elements, from_json, int_from_json, opt_tensor, req_tensor
 from ppo_core import PPOInputError, gae, group_advantages, whiten
 from ppo_core.advantages import reinforce_plus_plus
 from ppo_core.rollout import rollout_correction
@@ -33,13 +26,13 @@ router = APIRouter(prefix="/api/v1", tags=["advantages"])
 
 
 @router.post("/advantages/gae", response_model=GAEResponse)
-async def gae_route(body: GAERequest, request: Request) -> GAEResponse:
+async def gae_route(body: GAERequest, settings: SettingsDep, heavy: HeavyDep) -> GAEResponse:
     """GAE advantages and returns (``returns = advantages + values``, before whitening).
 
     ``dones[t] = 1`` ends the episode at step ``t`` (no bootstrap past it); ``last_value``
     bootstraps after the last step (default 0: the episode ends there).
     """
-    n = limits(request).max_tensor_elements
+    n = settings.max_tensor_elements
 
     def run() -> GAEResponse:
         mask = opt_tensor(body, "mask", n)
@@ -68,14 +61,14 @@ async def gae_route(body: GAERequest, request: Request) -> GAEResponse:
         )
 
     names = ("rewards", "values", "mask", "dones")
-    return await compute(request, count_elements(body, names), run)
+    return await compute(heavy, count_elements(body, names), run)
 
 
 @router.post("/advantages/group", response_model=GroupResponse)
-async def group_route(body: GroupRequest, request: Request) -> GroupResponse:
+async def group_route(body: GroupRequest, settings: SettingsDep, heavy: HeavyDep) -> GroupResponse:
     """Group-relative outcome advantages, one per response: GRPO, Dr. GRPO, RLOO,
     REINFORCE++-baseline or GPG (``estimator``)."""
-    n = limits(request).max_tensor_elements
+    n = settings.max_tensor_elements
 
     def run() -> GroupResponse:
         rewards = from_json("rewards", body.rewards, ranks=(1,), max_elements=n)
@@ -93,14 +86,16 @@ async def group_route(body: GroupRequest, request: Request) -> GroupResponse:
         )
         return GroupResponse(advantages=finite_list("advantages", adv), estimator=body.estimator)
 
-    return await compute(request, count_elements(body, ("rewards",)), run)
+    return await compute(heavy, count_elements(body, ("rewards",)), run)
 
 
 @router.post("/advantages/reinforce-plus-plus", response_model=ReinforcePPResponse)
-async def reinforce_pp_route(body: ReinforcePPRequest, request: Request) -> ReinforcePPResponse:
+async def reinforce_pp_route(
+    body: ReinforcePPRequest, settings: SettingsDep, heavy: HeavyDep
+) -> ReinforcePPResponse:
     """REINFORCE++ (verl): discounted token returns whitened over the batch's tokens; with
     ``group_ids``, the group-baseline form (score minus group mean, whitened)."""
-    n = limits(request).max_tensor_elements
+    n = settings.max_tensor_elements
 
     def run() -> ReinforcePPResponse:
         rewards = req_tensor(body, "token_level_rewards", n, (2,))
@@ -115,18 +110,18 @@ async def reinforce_pp_route(body: ReinforcePPRequest, request: Request) -> Rein
             returns=finite_list("returns", out.returns),
         )
 
-    return await compute(request, count_elements(body, ("token_level_rewards", "mask")), run)
+    return await compute(heavy, count_elements(body, ("token_level_rewards", "mask")), run)
 
 
 @router.post("/rollout-correction", response_model=RolloutCorrectionResponse)
 async def rollout_route(
-    body: RolloutCorrectionRequest, request: Request
+    body: RolloutCorrectionRequest, settings: SettingsDep, heavy: HeavyDep
 ) -> RolloutCorrectionResponse:
     """Importance weights between the trainer's (``old_logprobs``) and the inference engine's
     (``rollout_logprobs``) log-probs: token or sequence level, truncated (TIS) or masked
     (MIS / IcePop), with verl's ``rollout_corr/*`` metrics (effective sample size,
     chi-square, mismatch KL k1 / k3, log-perplexity difference, share truncated / masked)."""
-    n = limits(request).max_tensor_elements
+    n = settings.max_tensor_elements
 
     def run() -> RolloutCorrectionResponse:
         c = rollout_correction(
@@ -145,4 +140,4 @@ async def rollout_route(
         )
 
     names = ("old_logprobs", "rollout_logprobs", "mask")
-    return await compute(request, count_elements(body, names), run)
+    return await compute(heavy, count_elements(body, names), run)

@@ -14,10 +14,9 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from app.analysis import TENSOR_FIELDS, analyze_json, analyze_npy
+from app.deps import HeavyDep, SettingsDep
 from app.errors import RequestInvalid, error_item
-from app.heavy import HeavyRunner
 from app.schemas import AnalyzeRequest, AnalyzeResponse, ErrorResponse
-from app.services import limits
 from app.tensors import JsonFieldCounter
 from ppo_core.conventions import CONVENTIONS
 
@@ -62,9 +61,7 @@ _multipart_schema = {
     "Send JSON (`AnalyzeRequest`) or multipart with one `.npy` file per tensor field "
     "(never unpickled) and knobs as text fields. Conventions:\n" + _CONVENTION_DOC,
 )
-async def analyze(request: Request) -> Any:
-    settings = limits(request)
-    runner: HeavyRunner = request.app.state.heavy
+async def analyze(request: Request, settings: SettingsDep, runner: HeavyDep) -> Any:
     runner.check_capacity()  # a busy server answers 503 before reading a large body
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):

@@ -12,7 +12,9 @@ import torch
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
+from app.cache import JSONBytes, ResponseCache
 from app.query import QueryModel, openapi_query, parse_query
+from app.results import breakdown, finite_list, loss_diagnostics
 from app.schemas import (
     AggregationModeOut,
     AggregationWeightsResponse,
@@ -28,7 +30,6 @@ from app.schemas import (
     TemperatureCurve,
     ValueCurveResponse,
 )
-from app.services import JSONBytes, ResponseCache, breakdown, finite_list, loss_diagnostics
 from ppo_core import (
     PPOInputError,
     clip_objective_curve,

@@ -18,8 +18,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from app.heavy import HeavyRunner
-from app.services import limits
+from app.deps import HeavyDep, SettingsDep
 from ppo_core import PPOInputError
 from ppo_core.lab import (
     MAX_BATCH_SIZE,
@@ -130,11 +129,10 @@ def _metrics(m: LabMetrics) -> dict[str, Any]:
 
 
 @router.post("/run", response_model=LabRunResponse)
-async def run(body: LabKnobs, request: Request) -> LabRunResponse:
+async def run(body: LabKnobs, settings: SettingsDep, heavy: HeavyDep) -> LabRunResponse:
     """Train each algorithm from the same seed and return every per-iteration series."""
-    config, algorithms = body.config(limits(request).lab_max_work)
-    runner: HeavyRunner = request.app.state.heavy
-    series = await runner.in_thread(run_lab, config, algorithms)
+    config, algorithms = body.config(settings.lab_max_work)
+    series = await heavy.in_thread(run_lab, config, algorithms)
     return LabRunResponse(
         config=asdict(config),
         algorithms=list(algorithms),
@@ -168,12 +166,15 @@ def _event(kind: str, data: Any) -> bytes:
         }
     },
 )
-async def stream(request: Request, knobs: Annotated[LabKnobs, Query()]) -> StreamingResponse:
+async def stream(
+    request: Request,
+    knobs: Annotated[LabKnobs, Query()],
+    settings: SettingsDep,
+    runner: HeavyDep,
+) -> StreamingResponse:
     """Server-sent events: ``start`` (config), one ``step`` per iteration with every
     algorithm's metrics, then ``done`` — or ``error`` if the run exceeds the time limit."""
-    settings = limits(request)
     config, algorithms = knobs.config(settings.lab_max_work)
-    runner: HeavyRunner = request.app.state.heavy
     runner.check_capacity()  # 503 now, before the stream starts, when the server is full
 
     async def events() -> AsyncIterator[bytes]:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import math
 
 import torch
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
+from app.correction import rollout_for
+from app.deps import HeavyDep, SettingsDep, compute
+from app.knobs import convention_out, resolve_convention
+from app.results import breakdown, finite, finite_list, loss_diagnostics, policy_diagnostics
 from app.schemas import (
     EntropyRequest,
     EntropyResponse,
@@ -19,21 +23,7 @@ from app.schemas import (
     ValueLossRequest,
     ValueLossResponse,
 )
-from app.services import (
-    breakdown,
-    compute,
-    convention_out,
-    count_elements,
-    finite,
-    finite_list,
-    limits,
-    loss_diagnostics,
-    opt_tensor,
-    policy_diagnostics,
-    req_tensor,
-    resolve_convention,
-    rollout_for,
-)
+from app.tensors import count_elements, opt_tensor, req_tensor
 from ppo_core import PPOInputError, entropy_from_logits, ppo_total_loss, value_loss
 from ppo_core._checks import prepare_mask
 from ppo_core.aggregation import masked_mean
@@ -44,13 +34,13 @@ router = APIRouter(prefix="/api/v1", tags=["losses"])
 
 
 @router.post("/loss", response_model=LossResponse)
-async def total_loss(body: LossRequest, request: Request) -> LossResponse:
+async def total_loss(body: LossRequest, settings: SettingsDep, heavy: HeavyDep) -> LossResponse:
     """The seed's ``compute_ppo_total_loss``: policy + vf_coef·value - entropy_coef·entropy.
 
     Same numbers as the seed's function (float64 here); ``logits`` must have the tokens'
     shape plus a vocabulary axis.
     """
-    n = limits(request).max_tensor_elements
+    n = settings.max_tensor_elements
     conv = resolve_convention(body)
     names = ("policy_logprobs", "old_logprobs", "advantages", "values", "returns")
 
@@ -66,11 +56,13 @@ async def total_loss(body: LossRequest, request: Request) -> LossResponse:
             diagnostics=loss_diagnostics(res),
         )
 
-    return await compute(request, count_elements(body, (*names, "logits")), run)
+    return await compute(heavy, count_elements(body, (*names, "logits")), run)
 
 
 @router.post("/policy-loss", response_model=PolicyLossResponse)
-async def policy(body: PolicyLossRequest, request: Request) -> PolicyLossResponse:
+async def policy(
+    body: PolicyLossRequest, settings: SettingsDep, heavy: HeavyDep
+) -> PolicyLossResponse:
     """Policy loss of any ``policy_loss_mode`` per token and aggregated, with its gradient
     ``d loss / d logprobs`` and every diagnostic.
 
@@ -78,7 +70,7 @@ async def policy(body: PolicyLossRequest, request: Request) -> PolicyLossRespons
     With ``rollout_logprobs``, the rollout-correction weights selected by ``rollout_is_level``
     (``null``: none applied, metrics still reported at token level) scale the per-token loss.
     """
-    n = limits(request).max_tensor_elements
+    n = settings.max_tensor_elements
     conv = resolve_convention(body)
     names = ("logprobs", "old_logprobs", "advantages", "mask", "rollout_logprobs")
 
@@ -112,17 +104,19 @@ async def policy(body: PolicyLossRequest, request: Request) -> PolicyLossRespons
             convention=convention_out(conv),
         )
 
-    return await compute(request, count_elements(body, names), run)
+    return await compute(heavy, count_elements(body, names), run)
 
 
 @router.post("/value-loss", response_model=ValueLossResponse)
-async def value(body: ValueLossRequest, request: Request) -> ValueLossResponse:
+async def value(
+    body: ValueLossRequest, settings: SettingsDep, heavy: HeavyDep
+) -> ValueLossResponse:
     """Value loss, clipped around ``old_values`` per ``mode`` when a clip range applies.
 
     A clip range set explicitly needs ``old_values`` (422 otherwise); one that only comes from
     the convention is skipped without them (``clip_applied: false``).
     """
-    n = limits(request).max_tensor_elements
+    n = settings.max_tensor_elements
     conv = resolve_convention(
         body, {"clip_range": "value_clip_range", "mode": "value_mode", "scale": "value_scale"}
     )
@@ -150,13 +144,13 @@ async def value(body: ValueLossRequest, request: Request) -> ValueLossResponse:
             convention=convention_out(conv),
         )
 
-    return await compute(request, count_elements(body, names), run)
+    return await compute(heavy, count_elements(body, names), run)
 
 
 @router.post("/entropy", response_model=EntropyResponse)
-async def entropy(body: EntropyRequest, request: Request) -> EntropyResponse:
+async def entropy(body: EntropyRequest, settings: SettingsDep, heavy: HeavyDep) -> EntropyResponse:
     """Entropy of ``softmax(logits / temperature)`` per row (leading shape) and its mean."""
-    n = limits(request).max_tensor_elements
+    n = settings.max_tensor_elements
 
     def run() -> EntropyResponse:
         logits = req_tensor(body, "logits", n, (1, 2, 3))
@@ -173,18 +167,18 @@ async def entropy(body: EntropyRequest, request: Request) -> EntropyResponse:
             max_entropy=math.log(logits.shape[-1]),
         )
 
-    return await compute(request, count_elements(body, ["logits"]), run)
+    return await compute(heavy, count_elements(body, ["logits"]), run)
 
 
 @router.post("/kl", response_model=KLResponse)
-async def kl(body: KLRequest, request: Request) -> KLResponse:
+async def kl(body: KLRequest, settings: SettingsDep, heavy: HeavyDep) -> KLResponse:
     """KL(pi || pi_ref) estimate per token, its masked token mean, and its gradient.
 
     ``gradient`` is ``d estimate / d logprobs`` per token (what the estimator pushes when used
     as a loss); ``true_gradient_weight`` is ``log pi - log pi_ref``, whose expectation times
     ``∇log pi`` is the exact gradient of the KL: k2 and k3+ match it, k1 and k3 do not.
     """
-    n = limits(request).max_tensor_elements
+    n = settings.max_tensor_elements
     names = ("logprobs", "ref_logprobs", "mask")
 
     def run() -> KLResponse:
@@ -210,4 +204,4 @@ async def kl(body: KLRequest, request: Request) -> KLResponse:
             ),
         )
 
-    return await compute(request, count_elements(body, names), run)
+    return await compute(heavy, count_elements(body, names), run)

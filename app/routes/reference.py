@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app.knobs import convention_out
 from app.schemas import ConventionOut, HyperparameterRow
-from app.services import convention_out
 from ppo_core.conventions import CONVENTIONS
 
 router = APIRouter(prefix="/api/v1", tags=["reference"])

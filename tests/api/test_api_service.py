@@ -369,3 +369,20 @@ def test_start_up_freezes_what_is_loaded_out_of_the_collector() -> None:
         assert client.get("/healthz").status_code == 200
         assert gc.get_freeze_count() > 50_000
     gc.unfreeze()
+
+
+def test_the_heavy_runner_does_not_import_its_users() -> None:
+    # app.heavy runs whatever it is given; the worker processes' preload comes from create_app.
+    import ast
+    from pathlib import Path
+
+    import app.heavy
+
+    tree = ast.parse(Path(app.heavy.__file__).read_text())
+    imported = {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    } | {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not {name for name in imported if name and name.startswith("app.")}, imported
