@@ -152,7 +152,7 @@ def pure_get(
 ) -> Callable[[Callable[[Q], R]], Callable[[Q], R]]:
     """Serve ``build(query) -> response`` as ``GET path``: the query string parsed by the
     ``query`` model (each field documented in OpenAPI; an unknown parameter is a 422 naming
-    it), and the answer kept as JSON in the app's :class:`app.services.ResponseCache`, keyed by
+    it), and the answer kept as JSON in the app's :class:`app.cache.ResponseCache`, keyed by
     the validated field values. The path is listed in :data:`CACHEABLE_PATHS`."""
 
     def register(build: Callable[[Q], R]) -> Callable[[Q], R]:
