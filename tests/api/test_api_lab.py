@@ -149,3 +149,13 @@ def test_concurrent_lab_streams_leave_the_thread_count_alone() -> None:
             t.join()
         assert done == [200, 200]
         assert counts() == (2, 2)
+
+
+def test_the_documented_default_lab_work_is_the_default_runs_work() -> None:
+    # app/settings.py quotes the default run's cost: keep the figure true.
+    from app.settings import Settings
+    from ppo_core.lab import LabConfig
+
+    c = LabConfig()
+    work = c.iterations * c.epochs * c.batch_size * c.seq_len * 3
+    assert f"{work / 1e6:.2f} M" in (Settings.model_fields["lab_max_work"].description or "")
