@@ -242,12 +242,23 @@ def test_input_error(call, field, phrase):
 
 
 def test_valid_inputs_next_to_each_error_do_not_raise():
-    """The error cases above differ from these valid calls only in the bad argument."""
-    policy_loss(X, X, ONES, torch.ones(2, 3), clip_ratio=0.2, clip_ratio_high=1.5, dual_clip=1.01)
-    value_loss(X, ONES, X, clip_range=0.2, mode="clipped", scale=0.0)
-    gae(X, X, gamma=1.0, lam=0.0)
-    gae(torch.zeros(2, 2), torch.zeros(2, 2), torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
-    whiten(torch.ones(3), torch.tensor([1.0, 1.0, 0.0]))
-    group_advantages(X1, torch.zeros(3, dtype=torch.long))
-    clip_objective_curve(points=2, ratio_min=0.0, ratio_max=1e-3)
-    entropy_comparison(vocab_size=2, batch_size=1)
+    """The error cases above differ from these valid calls only in the bad argument; each call
+    returns what it promises (finite, the right shape), not merely no exception."""
+    out = policy_loss(
+        X, X, ONES, torch.ones(2, 3), clip_ratio=0.2, clip_ratio_high=1.5, dual_clip=1.01
+    )
+    assert out.loss.shape == () and torch.isfinite(out.loss) and out.ratio_mean == 1.0
+    v = value_loss(X, ONES, X, clip_range=0.2, mode="clipped", scale=0.0)
+    assert float(v.loss) == 0.0  # scale 0
+    g = gae(X, X, gamma=1.0, lam=0.0)
+    assert g.advantages.shape == X.shape and torch.isfinite(g.returns).all()
+    masked = gae(torch.zeros(2, 2), torch.zeros(2, 2), torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
+    assert masked.advantages.abs().sum() == 0
+    w = whiten(torch.ones(3), torch.tensor([1.0, 1.0, 0.0]))
+    assert torch.isfinite(w).all()
+    a = group_advantages(X1, torch.zeros(3, dtype=torch.long))
+    assert a.shape == X1.shape and torch.isfinite(a).all()
+    c = clip_objective_curve(points=2, ratio_min=0.0, ratio_max=1e-3)
+    assert c.ratio.tolist() == [0.0, 1e-3]
+    e = entropy_comparison(vocab_size=2, batch_size=1)
+    assert all(0 <= case.mean <= math.log(2) + 1e-6 for case in e.values())  # float32
