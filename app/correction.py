@@ -45,13 +45,5 @@ def rollout_for(
 ) -> AppliedCorrection:
     """The convention's rollout correction of ``old`` vs ``rollout`` log-probs; with
     ``rollout_is_level`` unset it is computed at token level for its metrics only."""
-    correction = rollout_correction(
-        old,
-        rollout,
-        mask,
-        level=c.rollout_is_level or "token",
-        mode=c.rollout_is_mode,
-        threshold=c.rollout_is_threshold,
-        threshold_low=c.rollout_is_threshold_low,
-    )
+    correction = rollout_correction(old, rollout, mask, **c.rollout_knobs())
     return AppliedCorrection(correction, c.rollout_is_level is not None, c)

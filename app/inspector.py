@@ -275,15 +275,7 @@ def _conventions(
             if key not in done:
                 weights = None
                 if rollout is not None and c.rollout_is_level is not None:
-                    weights, _, _ = rollout_weights(
-                        old,
-                        rollout,
-                        mask,
-                        level=c.rollout_is_level,
-                        mode=c.rollout_is_mode,
-                        threshold=c.rollout_is_threshold,
-                        threshold_low=c.rollout_is_threshold_low,
-                    )
+                    weights, _, _ = rollout_weights(old, rollout, mask, **c.rollout_knobs())
                 adv = convention_advantages(advantages, mask, c)
                 done[key] = convention_policy_loss(
                     lp, old, adv, mask, c, rollout_is_weights=weights

@@ -105,6 +105,16 @@ class Convention:
                 raise PPOInputError(key, f"not a convention knob; expected one of {sorted(known)}")
         return replace(self, **overrides)
 
+    def rollout_knobs(self) -> dict[str, Any]:
+        """The rollout-correction keyword arguments of :func:`ppo_core.rollout.rollout_correction`
+        and :func:`~ppo_core.rollout.rollout_weights` (token level when unset)."""
+        return {
+            "level": self.rollout_is_level or "token",
+            "mode": self.rollout_is_mode,
+            "threshold": self.rollout_is_threshold,
+            "threshold_low": self.rollout_is_threshold_low,
+        }
+
     def policy_formula(self) -> str:
         """The per-token policy loss this convention selects, as one line of text."""
         lo = self.clip_ratio if self.clip_ratio_low is None else self.clip_ratio_low

@@ -136,15 +136,7 @@ def ppo_total_loss(
 
     correction = None
     if rollout_logprobs is not None and c.rollout_is_level is not None:
-        correction = rollout_correction(
-            old_logprobs,
-            rollout_logprobs,
-            m,
-            level=c.rollout_is_level,
-            mode=c.rollout_is_mode,
-            threshold=c.rollout_is_threshold,
-            threshold_low=c.rollout_is_threshold_low,
-        )
+        correction = rollout_correction(old_logprobs, rollout_logprobs, m, **c.rollout_knobs())
     pol = convention_policy_loss(
         logprobs,
         old_logprobs,
