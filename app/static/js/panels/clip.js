@@ -1,4 +1,4 @@
-// Panel 1: the clipped objective for A > 0 and A < 0 side by side, with d objective / d r
+// The clip panel: the clipped objective for A > 0 and A < 0 side by side, with d objective / d r
 // underneath, the trust region shaded, and a marker at a chosen ratio.
 import { apiUrl, getJSON, prefetch } from "../api.js";
 import { createPanel, layout } from "../panel.js";

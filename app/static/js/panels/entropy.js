@@ -1,4 +1,4 @@
-// Panel 3: the seed's entropy comparison (random / peaked / near-uniform / maximum log V) as
+// The entropy panel: the seed's entropy comparison (random / peaked / near-uniform / maximum log V) as
 // bars, the distributions themselves, and entropy against temperature with the current T marked.
 import { apiUrl, getJSON } from "../api.js";
 import { createPanel, layout } from "../panel.js";

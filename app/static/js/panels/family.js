@@ -1,4 +1,4 @@
-// Panel 2: the policy-loss family of today's LLM trainers beside PPO's clip. Three chart
+// The family panel: the policy-loss family of today's LLM trainers beside PPO's clip. Three chart
 // groups share the panel's knobs: objective and gradient weight against the ratio for A > 0 and
 // A < 0 (GET /objective-curves, twice), GSPO's sequence view (POST /policy-loss, twice), and
 // the loss_agg_mode weights (GET /aggregation-weights). Recipes come from GET /conventions.

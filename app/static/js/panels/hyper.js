@@ -1,4 +1,4 @@
-// Panel 7: the seed's hyperparameter table, served by the API. Each row links to the control
+// The hyperparameter panel: the seed's table, served by the API. Each row links to the control
 // on this page that moves it (focused on click), and shows that control's current value.
 import { getJSON } from "../api.js";
 import { valueOf } from "../controls.js";
@@ -42,11 +42,8 @@ function nameCell(row) {
     return `${label}<br><a class="hyper-link" href="#${escape(id)}" data-control="${escape(id)}">` +
       `move it in “${escape(panelTitle(control))}”</a>${scale}`;
   }
-  // No control on the page: the training lab illustrates epochs and step size.
-  const lab = document.getElementById("panel-lab");
-  return lab
-    ? `${label}<br><a class="hyper-link" href="#panel-lab" data-control="panel-lab">see the training lab</a>`
-    : `${label}<br><span class="hyper-none">no control here; the upcoming training lab illustrates it</span>`;
+  // No control on the page for this knob: point to the training lab, where the page has one.
+  return `${label}<br><a class="hyper-link" href="#panel-lab" data-control="panel-lab">see the training lab</a>`;
 }
 
 function nowCell(row) {

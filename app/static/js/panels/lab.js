@@ -1,4 +1,4 @@
-// Panel 6: the training lab. Runs vanilla PG, PPO and PPO + KL side by side on a toy language
+// The training lab: runs vanilla PG, PPO and PPO + KL side by side on a toy language
 // policy, streamed one iteration at a time over server-sent events; the curves fill in live.
 // Nothing runs until the Run button is pressed: the page load only draws empty charts.
 import { ApiError } from "../api.js";

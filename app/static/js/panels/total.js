@@ -1,4 +1,4 @@
-// Panel 4: the seed's total loss on its reproducible sample batch, as a breakdown (policy,
+// The total-loss panel: the seed's total loss on its reproducible sample batch, as a breakdown (policy,
 // vf_coef × value, −entropy_coef × entropy, total) that moves with the coefficients, plus the
 // batch's diagnostics.
 import { apiUrl, getJSON } from "../api.js";

@@ -1,5 +1,5 @@
-// Panel 2: the value loss against the prediction V, unclipped and clipped around V_old, in the
-// seed's / CleanRL's convention (max of the two errors) and SB3's (clipped error only).
+// The value panel: the value loss against the prediction V, unclipped and clipped around V_old,
+// in the seed's / CleanRL's convention (max of the two errors) and SB3's (clipped error only).
 import { apiUrl, getJSON } from "../api.js";
 import { createPanel, layout } from "../panel.js";
 
@@ -25,7 +25,7 @@ function query(v) {
   };
 }
 
-/** The curves at the marker: a two-point curve starting at V (as the clip panel does). */
+/** The losses at the marker V: the endpoint has no single-point query, so a two-point curve from V. */
 function pointQuery(v) {
   return { returns: v.vR, old_value: v.vOld, clip_range: v.vClip,
     prediction_min: v.vV, prediction_max: v.vV + 1e-9, points: 2 };
