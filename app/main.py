@@ -17,7 +17,7 @@ from app import __version__, errors
 from app.cache import ResponseCache
 from app.heavy import HeavyRunner
 from app.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from app.routes import advantages, analyze, curves, health, lab, losses, page, reference
+from app.routes import advantages, analyze, curves, health, lab, losses, page, reference, runs
 from app.settings import Settings, get_settings
 
 WARM_UP_DELAY_S = 1.0
@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.heavy_queue,
         settings.heavy_timeout_s,
         settings.torch_threads,
-        preload=("app.analysis",),  # the worker processes' one job: import it as they start
+        preload=("app.analysis", "app.runs.report"),  # the worker processes' jobs
     )
 
     @asynccontextmanager
@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.heavy = heavy
     app.state.response_cache = ResponseCache(settings.response_cache_bytes)
     errors.install(app)
-    for module in (health, curves, losses, advantages, analyze, reference, lab):
+    for module in (health, curves, losses, advantages, analyze, reference, lab, runs):
         app.include_router(module.router)
     app.include_router(page.router)
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")

@@ -671,3 +671,48 @@ class HyperparameterRow(BaseModel):
     too_high: str
     too_low: str
     control: str | None = Field(description="The page control this row describes.")
+
+
+# --- the run report -------------------------------------------------------------------------
+
+
+class CanonicalMetricOut(BaseModel):
+    meaning: str
+    formula: str
+    panel: str | None = Field(description="The page panel that teaches the idea.")
+
+
+class MetricAliasOut(BaseModel):
+    library: str
+    name: str = Field(description="The name in that library's logs.")
+    canonical: str
+    formula: str = Field(description="What that library computes under the name.")
+    scale: float = Field(description="Logged value x scale = the canonical value.")
+
+
+class MetricMapResponse(BaseModel):
+    canonical: dict[str, CanonicalMetricOut]
+    aliases: list[MetricAliasOut]
+
+
+class RunSeriesOut(BaseModel):
+    source: str = Field(description="The metric's name in the file.")
+    steps: list[int]
+    values: list[float | None] = Field(description="null where the log had NaN / inf.")
+
+
+class RunFindingOut(BaseModel):
+    code: str = Field(description="Documented in docs/runs.md.")
+    severity: Literal["info", "warning", "error"]
+    message: str
+    step: int | None
+    metric: str | None
+    panel: str | None
+
+
+class RunReportResponse(BaseModel):
+    format: str
+    steps: int = Field(description="Distinct steps in the log.")
+    metrics: dict[str, RunSeriesOut] = Field(description="By canonical name.")
+    unmapped: list[str] = Field(description="Metrics kept under their own names (not plotted).")
+    findings: list[RunFindingOut]

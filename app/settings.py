@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         description="Bytes of GET answers (curves) kept per worker, least recently used out; "
         "0 turns the cache off.",
     )
+    runs_max_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1024,
+        description="Largest training log the run report reads (a 100k-step verl log with 60 "
+        "metrics is about 150 MB).",
+    )
     keep_alive_s: int = Field(
         75,
         ge=1,

@@ -1,0 +1,253 @@
+"""Reading a run's metric log: verl's file logger (JSON lines) and console lines, TRL's
+``trainer_state.json``, TensorBoard event files (OpenRLHF, SB3, CleanRL; read with the
+``tensorboard`` package), and CSV with a step column. Every failure is a
+:class:`ppo_core.PPOInputError` on ``file`` naming the line (or the formats)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+
+import orjson
+
+from ppo_core import PPOInputError
+
+FORMATS = ("verl_jsonl", "verl_console", "trl_state", "tensorboard", "csv")
+
+MAX_ROWS = 1_000_000
+"""Most log rows (steps x files) one report reads."""
+
+
+@dataclass
+class Series:
+    steps: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+
+
+@dataclass
+class RunLog:
+    format: str
+    series: dict[str, Series]
+
+    def add(self, name: str, step: int, value: float) -> None:
+        s = self.series.get(name)
+        if s is None:
+            s = self.series[name] = Series()
+        s.steps.append(step)
+        s.values.append(value)
+
+
+def _number(value: object) -> float | None:
+    """A metric value: numbers (and bools) as floats, "nan" / "inf" strings as such, else None
+    (non-numeric entries such as strings are skipped)."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _step(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise PPOInputError("file", f"{where}: the step must be a number, got {value!r:.30}")
+    return int(value)
+
+
+def detect(raw: bytes, filename: str) -> str:
+    """The format of a log from its name and first bytes."""
+    if "tfevents" in filename:
+        return "tensorboard"
+    head = raw[:4096].lstrip()
+    if head.startswith(b"{"):
+        first = raw.lstrip().split(b"\n", 1)[0]
+        try:
+            obj = orjson.loads(first)
+        except orjson.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict) and "data" in obj and "step" in obj:
+            return "verl_jsonl"
+        if b'"log_history"' in raw[:1_000_000] or filename.endswith("trainer_state.json"):
+            return "trl_state"
+    text = head.decode("utf-8", errors="replace")
+    if re.search(r"(^|\s)step:\s*\d+", text):
+        return "verl_console"
+    first_line = text.splitlines()[0] if text else ""
+    if "," in first_line and any(c.strip().strip('"').lower() in ("step", "_step", "global_step")
+                                 for c in first_line.split(",")):  # fmt: skip
+        return "csv"
+    if b"\x00" in raw[:64]:
+        return "tensorboard"
+    raise PPOInputError(
+        "file",
+        f"unknown log format; expected one of {list(FORMATS)} (verl JSON lines, verl console "
+        "lines, TRL trainer_state.json, TensorBoard events, CSV with a step column)",
+    )
+
+
+def parse(raw: bytes, fmt: str) -> RunLog:
+    if fmt not in FORMATS:
+        raise PPOInputError("format", f"unknown format {fmt!r}; expected one of {list(FORMATS)}")
+    reader = {
+        "verl_jsonl": _verl_jsonl,
+        "verl_console": _verl_console,
+        "trl_state": _trl_state,
+        "tensorboard": _tensorboard,
+        "csv": _csv,
+    }[fmt]
+    return reader(raw)
+
+
+def _verl_jsonl(raw: bytes) -> RunLog:
+    run = RunLog("verl_jsonl", {})
+    for number, line in enumerate(raw.splitlines(), 1):
+        if not line.strip():
+            continue
+        if number > MAX_ROWS:
+            raise PPOInputError("file", f"over {MAX_ROWS} lines")
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise PPOInputError("file", f"line {number}: invalid JSON ({exc})") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("data"), dict):
+            raise PPOInputError("file", f'line {number}: expected {{"step": N, "data": {{...}}}}')
+        step = _step(obj.get("step"), f"line {number}")
+        for name, value in obj["data"].items():
+            v = _number(value)
+            if v is not None:
+                run.add(name, step, v)
+    return run
+
+
+_CONSOLE_STEP = re.compile(r"(?:^|\s)step:\s*(\d+)")
+
+
+def _verl_console(raw: bytes) -> RunLog:
+    """Lines ``step:N - key:value - key:value ...`` (verl's console logger); other lines (the
+    trainer's own prints) are skipped."""
+    run = RunLog("verl_console", {})
+    text = raw.decode("utf-8", errors="replace")
+    for number, line in enumerate(text.splitlines(), 1):
+        m = _CONSOLE_STEP.search(line)
+        if m is None:
+            continue
+        if number > MAX_ROWS:
+            raise PPOInputError("file", f"over {MAX_ROWS} lines")
+        step = int(m.group(1))
+        for part in line[m.end() :].split(" - "):
+            if ":" not in part:
+                continue
+            name, _, value = part.strip().rpartition(":")
+            v = _number(value.strip())
+            if name and v is not None:
+                run.add(name.strip(), step, v)
+    if not run.series:
+        raise PPOInputError("file", "no 'step:N - key:value' line found")
+    return run
+
+
+def _trl_state(raw: bytes) -> RunLog:
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise PPOInputError("file", f"invalid JSON: {exc}") from None
+    history = obj.get("log_history") if isinstance(obj, dict) else None
+    if not isinstance(history, list):
+        raise PPOInputError("file", "expected a trainer_state.json with a log_history list")
+    if len(history) > MAX_ROWS:
+        raise PPOInputError("file", f"over {MAX_ROWS} log_history entries")
+    run = RunLog("trl_state", {})
+    for i, entry in enumerate(history):
+        if not isinstance(entry, dict) or "step" not in entry:
+            raise PPOInputError("file", f"log_history[{i}]: expected an object with a step")
+        step = _step(entry["step"], f"log_history[{i}]")
+        for name, value in entry.items():
+            if name in ("step", "epoch"):
+                continue
+            v = _number(value)
+            if v is not None:
+                run.add(name, step, v)
+    return run
+
+
+def _csv(raw: bytes) -> RunLog:
+    text = raw.decode("utf-8-sig", errors="replace")
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise PPOInputError("file", "empty CSV") from None
+    names = [h.strip() for h in header]
+    lowered = [n.lower() for n in names]
+    step_col = next(
+        (lowered.index(c) for c in ("step", "_step", "global_step") if c in lowered), None
+    )
+    if step_col is None:
+        raise PPOInputError("file", "line 1: the CSV header needs a step column")
+    run = RunLog("csv", {})
+    for number, row in enumerate(reader, 2):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if number > MAX_ROWS:
+            raise PPOInputError("file", f"over {MAX_ROWS} lines")
+        if len(row) != len(names):
+            raise PPOInputError(
+                "file", f"line {number}: {len(row)} columns, the header has {len(names)}"
+            )
+        step_value = _number(row[step_col])
+        if step_value is None:
+            raise PPOInputError(
+                "file", f"line {number}: the step {row[step_col]!r:.30} is not a number"
+            )
+        step = _step(step_value, f"line {number}")
+        for j, cell in enumerate(row):
+            if j == step_col or not cell.strip():
+                continue
+            v = _number(cell.strip())
+            if v is not None:
+                run.add(names[j], step, v)
+    return run
+
+
+def _tensorboard(raw: bytes) -> RunLog:
+    try:
+        from tensorboard.backend.event_processing import event_accumulator
+    except ImportError:
+        raise PPOInputError(
+            "file",
+            "reading TensorBoard files needs the tensorboard package: "
+            "pip install 'ppo-explorer[tensorboard]'",
+        ) from None
+    # The reader takes a path: the bytes go to a private temporary file, deleted at once
+    # (nothing is kept once the report is computed).
+    fd, path = tempfile.mkstemp(suffix=".tfevents")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        acc = event_accumulator.EventAccumulator(path, size_guidance={event_accumulator.SCALARS: 0})
+        try:
+            acc.Reload()
+        except Exception as exc:  # a corrupt record: the reader raises its own errors
+            raise PPOInputError("file", f"unreadable TensorBoard events: {exc}") from None
+        run = RunLog("tensorboard", {})
+        rows = 0
+        for tag in acc.Tags().get(event_accumulator.SCALARS, []):
+            for event in acc.Scalars(tag):
+                rows += 1
+                if rows > MAX_ROWS:
+                    raise PPOInputError("file", f"over {MAX_ROWS} scalar events")
+                run.add(tag, int(event.step), float(event.value))
+    finally:
+        os.unlink(path)
+    if not run.series:
+        raise PPOInputError("file", "no scalar found in the TensorBoard events")
+    return run
