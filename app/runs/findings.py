@@ -223,8 +223,12 @@ def _length_at_cap(series: Points) -> list[RunFinding]:
     top = max(values)
     q = max(MIN_POINTS, len(values) // 4)
     tail = values[-q:]
-    if top > 0 and all(v >= (1 - LENGTH_CAP_TOLERANCE) * top for v in tail):
-        s = steps[len(values) - q]
+    pinned = (1 - LENGTH_CAP_TOLERANCE) * top
+    if top > 0 and all(v >= pinned for v in tail):
+        first = len(values) - q
+        while first > 0 and values[first - 1] >= pinned:  # back to where it reached the cap
+            first -= 1
+        s = steps[first]
         return [
             RunFinding(
                 "length_at_cap",
