@@ -51,3 +51,25 @@ def test_every_finding_code_is_documented() -> None:
     for code in codes:
         assert f"| `{code}` |" in INSPECTOR, code
         assert f"``{code}``" in findings.__doc__, code
+
+
+RUNS = (ROOT / "docs" / "runs.md").read_text()
+
+
+def test_the_run_report_docs_list_every_alias_format_and_finding() -> None:
+    from app.runs.findings import run_findings  # noqa: F401  (the module the rules live in)
+    from app.runs.formats import FORMATS
+    from app.runs.metric_map import ALIASES, CANONICAL
+
+    for fmt in FORMATS:
+        assert f"| `{fmt}` |" in RUNS, fmt
+    for name in CANONICAL:
+        assert f"| `{name}` |" in RUNS, name
+    for alias in ALIASES:
+        if alias.library != "any":
+            assert f"`{alias.name}`: {alias.formula}" in RUNS, alias.name
+    for code in (
+        "entropy_collapse", "kl_spike", "clip_fraction_zero", "clip_fraction_high", "nonfinite",
+        "explained_variance_negative", "reward_up_kl_runaway", "length_at_cap",
+    ):  # fmt: skip
+        assert f"| `{code}` |" in RUNS, code
