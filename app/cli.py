@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
+from types import FrameType
 
 import uvicorn
 
@@ -19,6 +22,11 @@ def main(argv: list[str] | None = None) -> None:
         "--workers", type=int, default=settings.workers, help=f"default {settings.workers}"
     )
     args = parser.parse_args(argv)
+    # uvicorn drains the requests in flight on SIGTERM, then re-raises the signal to the
+    # handler it found. With the default one the process dies without running atexit, so
+    # multiprocessing never unregisters the analyzer pool's semaphores (the resource tracker
+    # then warns of leaks). This handler exits normally instead: status 143 = 128 + SIGTERM.
+    signal.signal(signal.SIGTERM, _exit_after_drain)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -32,6 +40,10 @@ def main(argv: list[str] | None = None) -> None:
         access_log=False,  # app.middleware writes one structured line per request instead
         log_level="info",
     )
+
+
+def _exit_after_drain(signum: int, frame: FrameType | None) -> None:
+    sys.exit(128 + signum)
 
 
 if __name__ == "__main__":

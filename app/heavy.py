@@ -25,6 +25,9 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+SHUTDOWN_GRACE_S = 5.0
+"""Seconds a worker process may take to exit on its own at shutdown before it is terminated."""
+
 STARTUP_TIMEOUT_S = 120.0
 """How long a request may wait for freshly spawned worker processes to finish importing."""
 
@@ -112,17 +115,29 @@ class HeavyRunner:
             self._threads = None
         if self._processes is not None:
             self._discard_processes(self._processes)
+            # The pool's queues hold 5 semaphores, unregistered from the resource tracker when
+            # they are collected; uvicorn ends the process by re-raising SIGTERM (no atexit),
+            # so collect them now or the tracker warns of leaked semaphores.
+            gc.collect()
 
     def _discard_processes(self, pool: ProcessPoolExecutor) -> None:
         """Shut a pool down and terminate its workers: called after uvicorn has drained the
         requests in flight (or when a worker died), so nothing a client waits for is lost."""
         procs = getattr(pool, "_processes", None)  # private, but the only handle on workers
         workers = list(procs.values()) if isinstance(procs, dict) else []
+        # Ask the workers to exit (a sentinel each, after the queue is cancelled) and give them
+        # a moment: a terminated worker leaves the pool's semaphores to the resource tracker,
+        # which then warns of leaks at exit. Only a worker that does not exit is terminated.
         pool.shutdown(wait=False, cancel_futures=True)
         for proc in workers:
-            proc.terminate()
+            proc.join(timeout=SHUTDOWN_GRACE_S)
         for proc in workers:
-            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=5)
+        manager = getattr(pool, "_executor_manager_thread", None)  # closes the pool's queues
+        if manager is not None:
+            manager.join(timeout=SHUTDOWN_GRACE_S)
         if self._processes is pool:
             self._processes = None
             self._warming = []
