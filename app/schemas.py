@@ -697,7 +697,11 @@ class MetricMapResponse(BaseModel):
 
 class RunSeriesOut(BaseModel):
     source: str = Field(description="The metric's name in the file.")
-    steps: list[int]
+    points: int = Field(description="Points in the log (findings use all of them).")
+    steps: list[int] = Field(
+        description="Steps shown: every point up to 5,000, else per bucket the minimum, the "
+        "maximum and the first NaN / inf (spikes survive the decimation)."
+    )
     values: list[float | None] = Field(description="null where the log had NaN / inf.")
 
 

@@ -64,11 +64,7 @@ def run_findings(
                 "clip",
             )
         )
-    finite = {
-        k: ([s for s, v in zip(st, vs, strict=True) if math.isfinite(v)],
-            [v for v in vs if math.isfinite(v)])
-        for k, (st, vs) in metrics.items()
-    }  # fmt: skip
+    finite = {k: _finite(st, vs) for k, (st, vs) in metrics.items()}
     out += _entropy_collapse(finite.get("entropy"))
     for name in ("approx_kl", "kl_to_reference"):
         out += _kl_spike(finite.get(name), name)
@@ -81,6 +77,14 @@ def run_findings(
 
 
 Points = tuple[list[int], list[float]] | None
+
+
+def _finite(steps: list[int], values: list[float]) -> tuple[list[int], list[float]]:
+    """The finite points (all of them when the sum is finite: NaN / inf propagate)."""
+    if math.isfinite(sum(values)):
+        return steps, values
+    keep = [i for i, v in enumerate(values) if math.isfinite(v)]
+    return [steps[i] for i in keep], [values[i] for i in keep]
 
 
 def _entropy_collapse(series: Points) -> list[RunFinding]:
@@ -112,9 +116,13 @@ def _kl_spike(series: Points, name: str) -> list[RunFinding]:
         return []
     steps, values = series
     for i in range(KL_SPIKE_WINDOW, len(values)):
-        base = statistics.median(values[i - KL_SPIKE_WINDOW : i])
         v = values[i]
-        if v > KL_SPIKE_FLOOR and v > KL_SPIKE_FACTOR * max(base, 0.0):
+        window = values[i - KL_SPIKE_WINDOW : i]
+        # The median is at least the minimum: most points are ruled out without sorting.
+        if v <= KL_SPIKE_FLOOR or v <= KL_SPIKE_FACTOR * max(min(window), 0.0):
+            continue
+        base = statistics.median(window)
+        if v > KL_SPIKE_FACTOR * max(base, 0.0):
             return [
                 RunFinding(
                     "kl_spike",

@@ -135,6 +135,7 @@ def test_sb3_entropy_loss_is_mapped_with_its_sign_flipped(client: TestClient) ->
     got = post(client, body, "sb3.csv")
     assert got["metrics"]["entropy"] == {
         "source": "train/entropy_loss",
+        "points": 2,
         "steps": [1, 2],
         "values": [1.0, 0.5],
     }
@@ -270,3 +271,28 @@ def test_each_finding_is_planted_and_found(code: str) -> None:
     if code == "nonfinite":
         assert f["severity"] == "error"
         assert got["metrics"]["policy_loss"]["values"][25] is None  # NaN is null in JSON
+
+
+def test_long_series_are_decimated_but_keep_spikes_and_nan() -> None:
+    n = 20_000
+    values = [0.01] * n
+    values[12_345] = 5.0  # a spike
+    lines = ["step,actor/ppo_kl,actor/pg_loss"]
+    lines += [f"{s},{values[s]},{'nan' if s == 17_000 else 0.1}" for s in range(n)]
+    got = build_report("\n".join(lines).encode(), "x.csv", None)
+    kl = got["metrics"]["approx_kl"]
+    assert kl["points"] == n and len(kl["steps"]) <= 5000
+    assert 12_345 in kl["steps"] and max(v for v in kl["values"] if v is not None) == 5.0
+    loss = got["metrics"]["policy_loss"]
+    assert loss["values"][loss["steps"].index(17_000)] is None
+    assert {f["code"] for f in got["findings"]} >= {"kl_spike", "nonfinite"}
+
+
+def test_verl_jsonl_with_nan_literals_takes_the_line_path() -> None:
+    # Python's json writes NaN as a bare literal: the file is still read, and reported.
+    body = (
+        b'{"step": 1, "data": {"actor/pg_loss": 0.1}}\n{"step": 2, "data": {"actor/pg_loss": NaN}}'
+    )
+    got = build_report(body, "metrics.jsonl", None)
+    assert got["metrics"]["policy_loss"]["values"] == [0.1, None]
+    assert got["findings"][0]["code"] == "nonfinite"
