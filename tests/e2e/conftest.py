@@ -155,7 +155,7 @@ class UI:
 
     def wait_all_rendered(self) -> None:
         self.wait_for(
-            "!!window.__ppo && Object.keys(window.__ppo.rendered).length >= 9 && "
+            "!!window.__ppo && Object.keys(window.__ppo.rendered).length >= 10 && "
             "Object.values(window.__ppo.rendered).every(n => n > 0)"
         )
 

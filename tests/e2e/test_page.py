@@ -11,7 +11,7 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-PANELS = ["clip", "family", "value", "entropy", "total", "kl", "lab", "hyper", "analyze"]
+PANELS = ["clip", "family", "value", "entropy", "total", "kl", "lab", "hyper", "analyze", "run"]
 
 
 def objective(page: Any, chart: str = "clip-chart", trace: int = 2) -> list[float]:
@@ -32,7 +32,7 @@ def test_every_panel_renders_and_screenshot(page: Any, ui: Any, artifacts: Path)
         error = page.locator(f"#panel-{panel} .panel-error")
         assert error.is_hidden(), f"{panel} shows an error: {error.text_content()}"
     # Each panel has a formula, a "what to notice" line and an API link that is a real path.
-    for panel in [p for p in PANELS if p not in ("hyper", "analyze")]:
+    for panel in [p for p in PANELS if p not in ("hyper", "analyze", "run")]:
         assert page.locator(f"#panel-{panel} math").count() >= 1
         href = page.get_attribute(f"#{panel}-api", "href")
         assert href and href.startswith("/api/v1/"), (panel, href)

@@ -9,8 +9,9 @@ import kl from "./panels/kl.js";
 import lab from "./panels/lab.js";
 import hyper from "./panels/hyper.js";
 import analyze from "./panels/analyze.js";
+import run from "./panels/run.js";
 
-const PANELS = [clip, family, value, entropy, total, kl, lab, hyper, analyze];
+const PANELS = [clip, family, value, entropy, total, kl, lab, hyper, analyze, run];
 
 function start() {
   const panels = PANELS.map((init) => init());
