@@ -15,7 +15,7 @@ import { drawAggregation } from "./analyze/aggregation.js";
 import { drawHistograms } from "./analyze/charts.js";
 import { showConventions } from "./analyze/conventions.js";
 import { showDiagnostics } from "./analyze/diagnostics.js";
-import { $, el } from "./analyze/dom.js";
+import { $, bindDropZone, el } from "./analyze/dom.js";
 import { saveAnalysis } from "./analyze/downloads.js";
 import { BROKEN, EXAMPLE, formatExample } from "./analyze/examples.js";
 import { showFindings } from "./analyze/findings.js";
@@ -221,20 +221,9 @@ function wire(panel) {
     markStale(panel);
     input.focus();
   });
-  for (const type of ["dragenter", "dragover"]) {
-    drop.addEventListener(type, (event) => {
-      event.preventDefault();
-      drop.classList.add("over");
-    });
-  }
-  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (event) => {
-    event.preventDefault();
-    drop.classList.remove("over");
-    if (event.dataTransfer && event.dataTransfer.files.length) {
-      setFiles(panel, event.dataTransfer.files);
-      markStale(panel);
-    }
+  bindDropZone(drop, (files) => {
+    setFiles(panel, files);
+    markStale(panel);
   });
 
   $(root, "#analyze-run").addEventListener("click", async () => {

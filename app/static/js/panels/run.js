@@ -9,7 +9,7 @@
 // example and the export are under ./run/.
 import { getJSON, postForm } from "../api.js";
 import { createPanel } from "../panel.js";
-import { $ } from "./analyze/dom.js";
+import { $, bindDropZone } from "./analyze/dom.js";
 import { emptyChart } from "./analyze/charts.js";
 import { EXAMPLE_NAME, exampleRunText } from "./run/example.js";
 import { exportReport } from "./run/export.js";
@@ -142,18 +142,7 @@ function wire(panel) {
   input.addEventListener("change", () => {
     if (input.files.length) choose(panel, input.files[0]);
   });
-  for (const type of ["dragenter", "dragover"]) {
-    drop.addEventListener(type, (event) => {
-      event.preventDefault();
-      drop.classList.add("over");
-    });
-  }
-  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (event) => {
-    event.preventDefault();
-    drop.classList.remove("over");
-    const files = event.dataTransfer ? event.dataTransfer.files : [];
-    if (!files.length) return;
+  bindDropZone(drop, (files) => {
     input.value = "";
     choose(panel, files[0], files.length > 1 ? ` — only the first of the ${files.length} files dropped is read` : "");
   });

@@ -67,3 +67,20 @@ export const tableHead = (...labels) => el("thead", {}, el("tr", {}, ...labels.m
  * @returns {HTMLElement}
  */
 export const keyHeader = (label, key) => el("th", { scope: "row" }, label, el("br"), el("code", { class: "key" }, key));
+
+/** Wire a drop zone: highlighted while files are dragged over it; `onFiles(files)` on a drop. */
+export function bindDropZone(drop, onFiles) {
+  for (const type of ["dragenter", "dragover"]) {
+    drop.addEventListener(type, (event) => {
+      event.preventDefault();
+      drop.classList.add("over");
+    });
+  }
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    const files = event.dataTransfer ? event.dataTransfer.files : [];
+    if (files.length) onFiles(files);
+  });
+}
