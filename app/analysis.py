@@ -28,7 +28,7 @@ from app.tensors import (
     int_ids,
 )
 from ppo_core import Convention, PPOInputError, compute_advantages, histogram, ppo_total_loss
-from ppo_core.advantages import group_advantages, reinforce_plus_plus
+from ppo_core.advantages import outcome_advantages
 
 TENSOR_FIELDS = (
     "logprobs",
@@ -353,24 +353,18 @@ def _advantages_from_scores(
     estimator = "grpo" if conv.advantage_estimator == "gae" else conv.advantage_estimator
     rows_lp = lp if lp.dim() == 2 else lp.unsqueeze(0)
     m = torch.ones_like(rows_lp) if mask is None else (mask if mask.dim() == 2 else mask[None])
-    if estimator == "reinforce_plus_plus":
-        last = (m.cumsum(dim=-1) == m.sum(dim=-1, keepdim=True)) & (m > 0)
-        first_last = last & (last.cumsum(dim=-1) == 1)
-        rewards = torch.where(first_last, scores[:, None], torch.zeros_like(rows_lp))
-        adv = reinforce_plus_plus(rewards, m, gamma=conv.gamma).advantages
-        return adv.reshape(lp.shape), (
-            f"advantages from scores by REINFORCE++ (gamma={conv.gamma:g}, whitened over tokens)"
-        )
-    if group_ids is None:
-        raise PPOInputError("group_ids", f"field required with scores for {estimator}")
-    adv = group_advantages(
+    adv = outcome_advantages(
         scores,
-        group_ids,
+        m,
         estimator=estimator,
+        group_ids=group_ids,
+        gamma=conv.gamma,
         eps=conv.group_std_eps,
-        lengths=m.sum(dim=-1),
     )
-    groups = len(set(group_ids.tolist()))
+    if estimator == "reinforce_plus_plus":
+        note = f"advantages from scores by REINFORCE++ (gamma={conv.gamma:g}, whitened over tokens)"
+        return adv.reshape(lp.shape), note
+    groups = len(set(group_ids.tolist())) if group_ids is not None else 0
     return adv.expand(lp.shape) if lp.dim() == 1 else adv, (
         f"advantages from scores by {estimator} over {groups} groups"
     )

@@ -369,3 +369,47 @@ def reinforce_plus_plus(
         running = torch.where(mf[:, t] > 0, new, running)
     adv = whiten(returns, mf, name="token_level_rewards") * mf
     return ReinforcePPOutput(advantages=adv, returns=returns)
+
+
+def outcome_token_rewards(scores: Tensor, mask: Tensor) -> Tensor:
+    """One score per row placed on the row's last valid token, 0 elsewhere: the
+    ``token_level_rewards`` of an outcome reward (verl, OpenRLHF).
+
+    Examples:
+        >>> import torch
+        >>> outcome_token_rewards(torch.tensor([2.0]), torch.tensor([[1.0, 1.0, 0.0]]))
+        tensor([[0., 2., 0.]])
+    """
+    valid = mask > 0
+    last = valid & (mask.cumsum(dim=-1) == mask.sum(dim=-1, keepdim=True))
+    return torch.where(last, scores[:, None].to(mask.dtype), torch.zeros_like(mask))
+
+
+def outcome_advantages(
+    scores: Tensor,
+    mask: Tensor,
+    *,
+    estimator: GroupEstimator | Literal["reinforce_plus_plus"] = "grpo",
+    group_ids: Tensor | None = None,
+    gamma: float = 1.0,
+    eps: float = 1e-6,
+) -> Tensor:
+    """Advantages from one score per sequence (rows of ``mask``): ``[B]`` for the group
+    estimators (:func:`group_advantages`; REINFORCE++-baseline whitened over each row's
+    tokens), ``[B, T]`` for REINFORCE++ (:func:`reinforce_plus_plus` of the score on the last
+    valid token).
+
+    Examples:
+        >>> import torch
+        >>> m = torch.ones(2, 2)
+        >>> outcome_advantages(torch.tensor([1.0, 0.0]), m, group_ids=torch.tensor([0, 0]))
+        tensor([ 0.7071, -0.7071])
+    """
+    if estimator == "reinforce_plus_plus":
+        rewards = outcome_token_rewards(scores, mask)
+        return reinforce_plus_plus(rewards, mask, gamma=gamma).advantages
+    if group_ids is None:
+        raise PPOInputError("group_ids", f"field required with scores for {estimator}")
+    return group_advantages(
+        scores, group_ids, estimator=estimator, eps=eps, lengths=mask.sum(dim=-1)
+    )

@@ -223,3 +223,45 @@ def aggregate(
     if mode == "seq-mean-token-sum-norm":
         loss = loss / (rows.shape[-1] if loss_scale_factor is None else loss_scale_factor)
     return loss
+
+
+MAX_LENGTH_TABLE = 65_536
+"""Longest padded length :func:`weights_by_length` builds a mask for."""
+
+
+def weights_by_length(
+    lengths: list[int],
+    padded_length: int | None = None,
+    *,
+    loss_scale_factor: float | None = None,
+    count_empty_rows: bool = False,
+) -> dict[str, tuple[Tensor, Tensor]]:
+    """For sequences of the given valid lengths, each ``loss_agg_mode``'s ``(weight of one
+    token, total weight of the sequence)``, per sequence: how long and short answers count.
+
+    Examples:
+        >>> w = weights_by_length([1, 3], 4)
+        >>> w["seq-mean-token-mean"][0].tolist(), w["token-mean"][1].tolist()
+        ([0.5, 0.16666666666666666], [0.25, 0.75])
+    """
+    if not lengths or len(lengths) > 64 or min(lengths) < 0 or max(lengths) == 0:
+        raise PPOInputError("lengths", "give 1 to 64 lengths >= 0, at least one > 0")
+    padded = padded_length or max(lengths)
+    if max(lengths) > padded or padded > MAX_LENGTH_TABLE:
+        raise PPOInputError(
+            "padded_length",
+            f"must be >= the longest length and <= {MAX_LENGTH_TABLE}, got {padded}",
+        )
+    steps = torch.arange(padded, dtype=torch.float64)
+    mask = (steps < torch.tensor(lengths, dtype=torch.float64)[:, None]).to(torch.float64)
+    out = {}
+    for mode in LOSS_AGG_MODES:
+        w = aggregation_weights(
+            mask,
+            mask,
+            mode,  # type: ignore[arg-type]
+            loss_scale_factor=loss_scale_factor,
+            count_empty_rows=count_empty_rows,
+        )
+        out[mode] = (w[:, 0], w.sum(dim=-1))
+    return out

@@ -187,7 +187,7 @@ CONVENTIONS: dict[str, Convention] = {
         Convention(
             name="seed",
             library="the tutorial (seed)",
-            source="shared/seed: compute_ppo_total_loss",
+            source="the tutorial's compute_ppo_total_loss (ppo_core.compute_ppo_total_loss)",
             notes="Value loss unclipped in the total (clip_value=False); plain means.",
         ),
         Convention(

@@ -41,7 +41,7 @@ from ppo_core import (
     seed_example_batch,
     value_loss_curve,
 )
-from ppo_core.aggregation import LOSS_AGG_MODES, aggregation_weights
+from ppo_core.aggregation import MAX_LENGTH_TABLE, weights_by_length
 from ppo_core.curves import MAX_CURVE_POINTS, objective_curves
 from ppo_core.policy import clip_bounds
 
@@ -122,9 +122,6 @@ class ObjectiveCurvesQuery(QueryModel):
     points: int = Field(101, ge=2, le=MAX_CURVE_POINTS, description="Samples on the axis.")
 
 
-MAX_AGGREGATION_LENGTH = 65_536
-
-
 class AggregationWeightsQuery(QueryModel):
     lengths: str = Field(
         "16,64,256,1024",
@@ -132,7 +129,7 @@ class AggregationWeightsQuery(QueryModel):
         description="Comma-separated valid-token counts, one per sequence (0 = empty row).",
     )
     padded_length: int | None = Field(
-        None, ge=1, le=MAX_AGGREGATION_LENGTH, description="T (default: the longest length)."
+        None, ge=1, le=MAX_LENGTH_TABLE, description="T (default: the longest length)."
     )
     loss_scale_factor: float | None = Field(
         None, ge=1e-6, le=1e9, description="L of seq-mean-token-sum-norm (default T)."
@@ -354,27 +351,18 @@ def aggregation_weights_route(q: AggregationWeightsQuery) -> AggregationWeightsR
         lengths = [int(x) for x in q.lengths.split(",") if x.strip()]
     except ValueError:
         raise PPOInputError("lengths", "expected comma-separated integers") from None
-    if not lengths or len(lengths) > 64 or min(lengths) < 0 or max(lengths) == 0:
-        raise PPOInputError("lengths", "give 1 to 64 lengths >= 0, at least one > 0")
+    table = weights_by_length(
+        lengths,
+        q.padded_length,
+        loss_scale_factor=q.loss_scale_factor,
+        count_empty_rows=q.count_empty_rows,
+    )
     padded = q.padded_length or max(lengths)
-    if max(lengths) > padded or padded > MAX_AGGREGATION_LENGTH:
-        raise PPOInputError(
-            "padded_length",
-            f"must be >= the longest length and <= {MAX_AGGREGATION_LENGTH}, got {padded}",
+    modes = {
+        mode: AggregationModeOut(
+            token_weight=finite_list("token_weight", token),
+            sequence_weight=finite_list("sequence_weight", sequence),
         )
-    steps = torch.arange(padded, dtype=torch.float64)
-    mask = (steps < torch.tensor(lengths, dtype=torch.float64)[:, None]).to(torch.float64)
-    modes = {}
-    for mode in LOSS_AGG_MODES:
-        w = aggregation_weights(
-            mask,
-            mask,
-            mode,  # type: ignore[arg-type]
-            loss_scale_factor=q.loss_scale_factor,
-            count_empty_rows=q.count_empty_rows,
-        )
-        modes[mode] = AggregationModeOut(
-            token_weight=finite_list("token_weight", w[:, 0]),
-            sequence_weight=finite_list("sequence_weight", w.sum(dim=-1)),
-        )
+        for mode, (token, sequence) in table.items()
+    }
     return AggregationWeightsResponse(lengths=lengths, padded_length=padded, modes=modes)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 from pathlib import Path
 
 import pytest
 
+from app.runs.formats import FORMATS
+from app.runs.metric_map import ALIASES, CANONICAL
+from ppo_core import findings
 from ppo_core.aggregation import LOSS_AGG_MODES
 from ppo_core.conventions import CONVENTIONS
 from ppo_core.policy import POLICY_LOSS_MODES
@@ -38,13 +43,7 @@ INSPECTOR = (ROOT / "docs" / "inspector.md").read_text()
 
 
 def test_every_finding_code_is_documented() -> None:
-    import inspect as pyinspect
-
-    from ppo_core import findings
-
-    source = pyinspect.getsource(findings.batch_findings)
-    import re
-
+    source = inspect.getsource(findings.batch_findings)
     codes = set(re.findall(r'"([a-z_]+)",\n\s+"(?:info|warning|error)"', source))
     codes |= {"zero_std_groups"}  # its severity is a variable
     assert len(codes) == 10, codes
@@ -57,10 +56,6 @@ RUNS = (ROOT / "docs" / "runs.md").read_text()
 
 
 def test_the_run_report_docs_list_every_alias_format_and_finding() -> None:
-    from app.runs.findings import run_findings  # noqa: F401  (the module the rules live in)
-    from app.runs.formats import FORMATS
-    from app.runs.metric_map import ALIASES, CANONICAL
-
     for fmt in FORMATS:
         assert f"| `{fmt}` |" in RUNS, fmt
     for name in CANONICAL:

@@ -60,3 +60,18 @@ export function createPanel(id, { presets = {}, update }) {
   panel.controls = bindControls(root, panel.refresh, presets);
   return panel;
 }
+
+/** Phones and desktops lay a panel's charts out differently (one column under `px`): redraw
+ * when a resize (a phone turned sideways) crosses that width. */
+export const NARROW_PX = 560;
+
+export function redrawAcrossBreakpoint(panel, div, px = NARROW_PX) {
+  let narrow = div.clientWidth < px;
+  new ResizeObserver(() => {
+    const now = div.clientWidth < px;
+    if (now !== narrow) {
+      narrow = now;
+      panel.refresh();
+    }
+  }).observe(div);
+}

@@ -1,7 +1,7 @@
 // The clip panel: the clipped objective for A > 0 and A < 0 side by side, with d objective / d r
 // underneath, the trust region shaded, and a marker at a chosen ratio.
 import { apiUrl, getJSON, prefetch } from "../api.js";
-import { createPanel, layout } from "../panel.js";
+import { createPanel, layout, NARROW_PX, redrawAcrossBreakpoint } from "../panel.js";
 
 const PRESETS = {
   neg: { r: 2, adv: 1 },
@@ -117,7 +117,6 @@ function sideShapes(data, s, top, bottom, advantage) {
 }
 
 /** Charts narrower than this stack their four subplots in one column. */
-const NARROW_PX = 560;
 
 /** Both signs in one figure: 2 x 2 subplots on wide screens, one column of 4 on narrow ones. */
 function chart(pos, neg, adv, width) {
@@ -212,15 +211,6 @@ async function update(panel, v) {
 export default () => {
   const panel = createPanel("clip", { presets: PRESETS, update });
   drawLegend(document.getElementById("clip-legend"));
-  // Redraw when a resize (a phone turned sideways) crosses the one-column breakpoint.
-  const div = document.getElementById("clip-chart");
-  let narrow = div.clientWidth < NARROW_PX;
-  new ResizeObserver(() => {
-    const now = div.clientWidth < NARROW_PX;
-    if (now !== narrow) {
-      narrow = now;
-      panel.refresh();
-    }
-  }).observe(div);
+  redrawAcrossBreakpoint(panel, document.getElementById("clip-chart"));
   return panel;
 };

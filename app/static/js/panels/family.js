@@ -3,7 +3,7 @@
 // A < 0 (GET /objective-curves, twice), GSPO's sequence view (POST /policy-loss, twice), and
 // the loss_agg_mode weights (GET /aggregation-weights). Recipes come from GET /conventions.
 import { apiUrl, getJSON, postJSON } from "../api.js";
-import { createPanel, layout } from "../panel.js";
+import { createPanel, layout, NARROW_PX, redrawAcrossBreakpoint } from "../panel.js";
 
 /** Each loss: its policy_loss_mode, checkbox key, name, colour and dash, the same everywhere. */
 const MODES = [
@@ -30,7 +30,6 @@ const POINTS = 101;
 const TOKENS = 12;
 const ZERO = 1e-12;
 /** Charts narrower than this stack the four subplots of the curve figure in one column. */
-const NARROW_PX = 560;
 
 const enabledModes = (v) => MODES.filter((m) => v[m.key]).map((m) => m.mode);
 const ratioRange = (v) => v.fR.split("-").map(Number);
@@ -573,14 +572,6 @@ export default () => {
     },
     (error) => panel.showError(error, "Could not load the recipes: "),
   );
-  const div = document.getElementById("family-chart");
-  let narrow = div.clientWidth < NARROW_PX;
-  new ResizeObserver(() => {
-    const now = div.clientWidth < NARROW_PX;
-    if (now !== narrow) {
-      narrow = now;
-      panel.refresh();
-    }
-  }).observe(div);
+  redrawAcrossBreakpoint(panel, document.getElementById("family-chart"));
   return panel;
 };
