@@ -40,8 +40,8 @@ def running_server(workers: int = 1, env: dict[str, str] | None = None) -> Itera
     proc = subprocess.Popen(
         [str(exe), "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
         cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=None if os.environ.get("BENCH_SERVER_LOG") else subprocess.DEVNULL,
+        stderr=None if os.environ.get("BENCH_SERVER_LOG") else subprocess.DEVNULL,
         env={**os.environ, **(env or {})},
     )
     base = f"http://127.0.0.1:{port}"

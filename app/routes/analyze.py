@@ -10,12 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
 
 from app.analysis import TENSOR_FIELDS, analyze_json, analyze_npy
 from app.deps import HeavyDep, SettingsDep
 from app.errors import RequestInvalid, error_item
+from app.multipart import read_form
 from app.schemas import AnalyzeRequest, AnalyzeResponse, ErrorResponse
 from app.tensors import JsonFieldCounter
 from ppo_core.conventions import CONVENTIONS
@@ -65,7 +64,7 @@ async def analyze(request: Request, settings: SettingsDep, runner: HeavyDep) -> 
     runner.check_capacity()  # a busy server answers 503 before reading a large body
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        files, fields = await _read_form(request)
+        files, fields = await _read_form(request, settings.max_body_bytes)
         return await runner.in_process(analyze_npy, files, fields, settings.max_tensor_elements)
     if content_type.split(";")[0].strip() not in ("application/json", ""):
         raise RequestInvalid(
@@ -91,23 +90,14 @@ async def analyze(request: Request, settings: SettingsDep, runner: HeavyDep) -> 
     return await runner.in_process(analyze_json, chunks, settings.max_tensor_elements)
 
 
-async def _read_form(request: Request) -> tuple[dict[str, bytes], dict[str, str]]:
-    try:
-        form = await request.form(max_files=len(TENSOR_FIELDS), max_fields=64)
-    except HTTPException as exc:
-        if exc.status_code != 400:  # e.g. 413 from the body-size limit
-            raise
-        raise RequestInvalid(
-            [error_item(["body"], f"invalid multipart body: {exc.detail}", "multipart_invalid")]
-        ) from None
-    files: dict[str, bytes] = {}
-    fields: dict[str, str] = {}
-    try:
-        for name, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                files[name] = await value.read()
-            elif value.strip().lower() not in ("", "null", "none"):
-                fields[name] = value
-    finally:
-        await form.close()
+async def _read_form(request: Request, max_bytes: int) -> tuple[dict[str, bytes], dict[str, str]]:
+    form = await read_form(
+        request, max_file_bytes=max_bytes, max_files=len(TENSOR_FIELDS), max_fields=64
+    )
+    files = {name: bytes(upload.data) for name, upload in form.files.items()}
+    fields = {
+        name: value
+        for name, value in form.fields.items()
+        if value.strip().lower() not in ("", "null", "none")
+    }
     return files, fields

@@ -7,10 +7,9 @@ from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.datastructures import UploadFile
 
 from app.deps import HeavyDep, SettingsDep
-from app.errors import RequestInvalid, error_item
+from app.multipart import read_form
 from app.runs.formats import FORMATS
 from app.runs.metric_map import ALIASES, CANONICAL
 from app.runs.report import build_report
@@ -60,21 +59,9 @@ async def report(request: Request, settings: SettingsDep, heavy: HeavyDep) -> An
     the detection), map its metrics onto canonical names and diagnose the run. Nothing is
     stored: the report is computed for this request."""
     heavy.check_capacity()
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise RequestInvalid(
-            [error_item(["header", "content-type"], "expected multipart/form-data", "content_type")]
-        )
-    form = await request.form(max_files=1, max_fields=4)
-    try:
-        upload = form.get("file")
-        fmt = form.get("format")
-        if not isinstance(upload, UploadFile):
-            raise PPOInputError("file", "field required (a log file)")
-        raw = await upload.read(settings.runs_max_bytes + 1)
-        if len(raw) > settings.runs_max_bytes:
-            raise PPOInputError("file", f"over the limit of {settings.runs_max_bytes} bytes")
-        name = upload.filename or ""
-    finally:
-        await form.close()
-    chosen = fmt.strip() if isinstance(fmt, str) and fmt.strip() else None
-    return await heavy.in_process(build_report, raw, name, chosen)
+    form = await read_form(request, max_file_bytes=settings.runs_max_bytes, max_fields=4)
+    upload = form.files.get("file")
+    if upload is None:
+        raise PPOInputError("file", "field required (a log file)")
+    fmt = form.fields.get("format", "").strip() or None
+    return await heavy.in_process_with_data(build_report, upload.data, upload.filename, fmt)

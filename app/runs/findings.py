@@ -3,10 +3,12 @@ threshold, why) in ``docs/runs.md`` and linked to the page panel that teaches th
 
 from __future__ import annotations
 
-import math
-import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 Severity = Literal["info", "warning", "error"]
 
@@ -41,7 +43,8 @@ class RunFinding:
 
 
 def run_findings(
-    metrics: dict[str, tuple[list[int], list[float]]], nonfinite: dict[str, int]
+    metrics: Mapping[str, tuple[Sequence[int] | np.ndarray, Sequence[float] | np.ndarray]],
+    nonfinite: dict[str, int],
 ) -> list[RunFinding]:
     """Every rule on the canonical series ``{name: (steps, values)}``; ``nonfinite`` maps any
     metric (mapped or not) to the first step where it was NaN / inf.
@@ -76,73 +79,90 @@ def run_findings(
     return sorted(out, key=lambda f: (order[f.severity], f.step if f.step is not None else -1))
 
 
-Points = tuple[list[int], list[float]] | None
+Points = tuple[np.ndarray, np.ndarray] | None
+"""A series' finite points: steps (int64) and values (float64), in step order."""
 
 
-def _finite(steps: list[int], values: list[float]) -> tuple[list[int], list[float]]:
-    """The finite points (all of them when the sum is finite: NaN / inf propagate)."""
-    if math.isfinite(sum(values)):
-        return steps, values
-    keep = [i for i, v in enumerate(values) if math.isfinite(v)]
-    return [steps[i] for i in keep], [values[i] for i in keep]
+def _finite(steps: Sequence[int] | np.ndarray, values: Sequence[float] | np.ndarray) -> Points:
+    st = np.asarray(steps, dtype=np.int64)
+    vs = np.asarray(values, dtype=np.float64)
+    keep = np.isfinite(vs)
+    return (st, vs) if keep.all() else (st[keep], vs[keep])
+
+
+def _first_run(condition: np.ndarray, length: int) -> int | None:
+    """The index where ``condition`` first holds on ``length`` consecutive points."""
+    if len(condition) < length:
+        return None
+    full = sliding_window_view(condition, length).all(axis=1)
+    return int(np.argmax(full)) if full.any() else None
 
 
 def _entropy_collapse(series: Points) -> list[RunFinding]:
     if series is None or len(series[1]) < MIN_POINTS:
         return []
     steps, values = series
-    early = statistics.median(values[: max(MIN_POINTS, len(values) // 10)])
+    early = float(np.median(values[: max(MIN_POINTS, len(values) // 10)]))
     if early <= 0:
         return []
-    for s, v in zip(steps, values, strict=True):
-        if v < ENTROPY_COLLAPSE_SHARE * early:
-            return [
-                RunFinding(
-                    "entropy_collapse",
-                    "warning",
-                    f"entropy fell to {v:.4g} at step {s}, under {ENTROPY_COLLAPSE_SHARE:.0%} of "
-                    f"its early {early:.4g}: the policy became nearly deterministic and stops "
-                    "exploring (raise the entropy bonus, lower the lr, clip higher).",
-                    s,
-                    "entropy",
-                    "entropy",
-                )
-            ]
-    return []
+    below = values < ENTROPY_COLLAPSE_SHARE * early
+    if not below.any():
+        return []
+    i = int(np.argmax(below))
+    s, v = int(steps[i]), float(values[i])
+    return [
+        RunFinding(
+            "entropy_collapse",
+            "warning",
+            f"entropy fell to {v:.4g} at step {s}, under {ENTROPY_COLLAPSE_SHARE:.0%} of "
+            f"its early {early:.4g}: the policy became nearly deterministic and stops "
+            "exploring (raise the entropy bonus, lower the lr, clip higher).",
+            s,
+            "entropy",
+            "entropy",
+        )
+    ]
 
 
 def _kl_spike(series: Points, name: str) -> list[RunFinding]:
     if series is None or len(series[1]) <= KL_SPIKE_WINDOW:
         return []
     steps, values = series
-    for i in range(KL_SPIKE_WINDOW, len(values)):
-        v = values[i]
-        window = values[i - KL_SPIKE_WINDOW : i]
-        # The median is at least the minimum: most points are ruled out without sorting.
-        if v <= KL_SPIKE_FLOOR or v <= KL_SPIKE_FACTOR * max(min(window), 0.0):
-            continue
-        base = statistics.median(window)
-        if v > KL_SPIKE_FACTOR * max(base, 0.0):
-            return [
-                RunFinding(
-                    "kl_spike",
-                    "warning",
-                    f"{name} jumped to {v:.4g} at step {steps[i]}, over {KL_SPIKE_FACTOR:g}x its "
-                    f"running median {base:.3g}: one update moved the policy far (a bad batch, "
-                    "a learning-rate step, rollout / training mismatch).",
-                    steps[i],
-                    name,
-                    "kl",
-                )
-            ]
-    return []
+    windows = sliding_window_view(values[:-1], KL_SPIKE_WINDOW)  # windows[j] precedes j + W
+    current = values[KL_SPIKE_WINDOW:]
+    # The median is at least the minimum: most points are ruled out without a median.
+    candidates = np.flatnonzero(
+        (current > KL_SPIKE_FLOOR)
+        & (current > KL_SPIKE_FACTOR * np.maximum(windows.min(axis=1), 0.0))
+    )
+    if not len(candidates):
+        return []
+    bases = np.median(windows[candidates], axis=1)
+    spikes = np.flatnonzero(current[candidates] > KL_SPIKE_FACTOR * np.maximum(bases, 0.0))
+    if not len(spikes):
+        return []
+    j = int(candidates[spikes[0]])
+    v, base = float(current[j]), float(bases[spikes[0]])
+    s = int(steps[j + KL_SPIKE_WINDOW])
+    return [
+        RunFinding(
+            "kl_spike",
+            "warning",
+            f"{name} jumped to {v:.4g} at step {s}, over {KL_SPIKE_FACTOR:g}x its "
+            f"running median {base:.3g}: one update moved the policy far (a bad batch, "
+            "a learning-rate step, rollout / training mismatch).",
+            s,
+            name,
+            "kl",
+        )
+    ]
 
 
 def _clip_fraction(series: Points) -> list[RunFinding]:
     if series is None or len(series[1]) < MIN_POINTS:
         return []
     steps, values = series
-    if all(v == 0 for v in values):
+    if not values.any():
         return [
             RunFinding(
                 "clip_fraction_zero",
@@ -154,51 +174,47 @@ def _clip_fraction(series: Points) -> list[RunFinding]:
                 "clip",
             )
         ]
-    run = 0
-    for i, v in enumerate(values):
-        run = run + 1 if v > CLIP_FRACTION_HIGH else 0
-        if run == SUSTAINED:
-            s = steps[i - SUSTAINED + 1]
-            return [
-                RunFinding(
-                    "clip_fraction_high",
-                    "warning",
-                    f"the clip fraction stays above {CLIP_FRACTION_HIGH} from step {s}: most "
-                    "tokens get no gradient; the updates are too large for ε.",
-                    s,
-                    "clip_fraction",
-                    "clip",
-                )
-            ]
-    return []
+    i = _first_run(values > CLIP_FRACTION_HIGH, SUSTAINED)
+    if i is None:
+        return []
+    s = int(steps[i])
+    return [
+        RunFinding(
+            "clip_fraction_high",
+            "warning",
+            f"the clip fraction stays above {CLIP_FRACTION_HIGH} from step {s}: most "
+            "tokens get no gradient; the updates are too large for ε.",
+            s,
+            "clip_fraction",
+            "clip",
+        )
+    ]
 
 
 def _explained_variance(series: Points) -> list[RunFinding]:
     if series is None:
         return []
     steps, values = series
-    run = 0
-    for i, v in enumerate(values):
-        run = run + 1 if v < 0 else 0
-        if run == EV_SUSTAINED:
-            s = steps[i - EV_SUSTAINED + 1]
-            return [
-                RunFinding(
-                    "explained_variance_negative",
-                    "warning",
-                    f"explained variance stays below 0 from step {s}: the critic predicts "
-                    "returns worse than their mean, so its advantages are noise.",
-                    s,
-                    "explained_variance",
-                    "value",
-                )
-            ]
-    return []
+    i = _first_run(values < 0, EV_SUSTAINED)
+    if i is None:
+        return []
+    s = int(steps[i])
+    return [
+        RunFinding(
+            "explained_variance_negative",
+            "warning",
+            f"explained variance stays below 0 from step {s}: the critic predicts "
+            "returns worse than their mean, so its advantages are noise.",
+            s,
+            "explained_variance",
+            "value",
+        )
+    ]
 
 
-def _quarters(values: list[float]) -> tuple[float, float]:
+def _quarters(values: np.ndarray) -> tuple[float, float]:
     q = max(1, len(values) // 4)
-    return statistics.fmean(values[:q]), statistics.fmean(values[-q:])
+    return float(values[:q].mean()), float(values[-q:].mean())
 
 
 def _kl_runaway(reward: Points, kl: Points) -> list[RunFinding]:
@@ -207,7 +223,7 @@ def _kl_runaway(reward: Points, kl: Points) -> list[RunFinding]:
     r_first, r_last = _quarters(reward[1])
     k_first, k_last = _quarters(kl[1])
     growing = k_last > KL_RUNAWAY_FLOOR and k_last > KL_RUNAWAY_FACTOR * max(k_first, 1e-12)
-    at_max = kl[1][-1] >= 0.9 * max(kl[1])
+    at_max = bool(kl[1][-1] >= 0.9 * kl[1].max())
     if r_last > r_first and growing and at_max:
         return [
             RunFinding(
@@ -216,7 +232,7 @@ def _kl_runaway(reward: Points, kl: Points) -> list[RunFinding]:
                 f"the reward rose ({r_first:.3g} -> {r_last:.3g}) while the KL to the reference "
                 f"kept growing ({k_first:.3g} -> {k_last:.3g}): the policy may be exploiting the "
                 "reward model; raise the KL coefficient or stop earlier.",
-                kl[0][-1],
+                int(kl[0][-1]),
                 "kl_to_reference",
                 "kl",
             )
@@ -228,15 +244,13 @@ def _length_at_cap(series: Points) -> list[RunFinding]:
     if series is None or len(series[1]) < 2 * MIN_POINTS:
         return []
     steps, values = series
-    top = max(values)
+    top = float(values.max())
     q = max(MIN_POINTS, len(values) // 4)
-    tail = values[-q:]
     pinned = (1 - LENGTH_CAP_TOLERANCE) * top
-    if top > 0 and all(v >= pinned for v in tail):
-        first = len(values) - q
-        while first > 0 and values[first - 1] >= pinned:  # back to where it reached the cap
-            first -= 1
-        s = steps[first]
+    if top > 0 and bool((values[-q:] >= pinned).all()):
+        below = np.flatnonzero(values < pinned)  # back to where it reached the cap
+        first = int(below[-1]) + 1 if len(below) else 0
+        s = int(steps[first])
         return [
             RunFinding(
                 "length_at_cap",

@@ -13,7 +13,9 @@ import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
+import numpy as np
 import orjson
 
 from ppo_core import PPOInputError
@@ -23,11 +25,17 @@ FORMATS = ("verl_jsonl", "verl_console", "trl_state", "tensorboard", "csv")
 MAX_ROWS = 1_000_000
 """Most log rows (steps x files) one report reads."""
 
+MAX_STEP = 10**15
+"""Largest step number (in magnitude) a log may carry."""
+
 
 @dataclass
 class Series:
-    steps: list[int] = field(default_factory=list)
-    values: list[float] = field(default_factory=list)
+    """One metric's points, in the order read (lists as readers append; the JSON-lines fast
+    path gives NumPy arrays)."""
+
+    steps: list[int] | np.ndarray = field(default_factory=list)
+    values: list[float] | np.ndarray = field(default_factory=list)
 
 
 @dataclass
@@ -42,8 +50,8 @@ class RunLog:
         s = self.series.get(name)
         if s is None:
             s = self.series[name] = Series()
-        s.steps.append(step)
-        s.values.append(value)
+        cast(list[int], s.steps).append(step)  # readers that add build lists
+        cast(list[float], s.values).append(value)
 
 
 def _number(value: object) -> float | None:
@@ -64,6 +72,8 @@ def _number(value: object) -> float | None:
 def _step(value: object, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise PPOInputError("file", f"{where}: the step must be a number, got {value!r:.30}")
+    if abs(value) > MAX_STEP:
+        raise PPOInputError("file", f"{where}: the step {value!r:.30} is over {MAX_STEP:.0e}")
     return int(value)
 
 
@@ -113,45 +123,105 @@ def parse(raw: bytes, fmt: str, wanted: Callable[[str], bool] | None = None) -> 
     return reader(raw)
 
 
+CHUNK_BYTES = 8 * 1024 * 1024
+"""The JSON-lines fast path parses this many bytes of lines at a time: the memory of one
+chunk's objects is reused by the next (parsing a 170 MB log whole costs 1 GB of fresh pages)."""
+
+
 def _verl_jsonl(raw: bytes, wanted: Callable[[str], bool] | None = None) -> RunLog:
-    """verl's file logger. Fast path: the whole file parsed as one JSON array (one C call; the
-    newlines become commas), and values read only for the names ``wanted`` keeps, a column at a
-    time; a file with blank lines, NaN / Infinity literals (Python's json writes them) or a
-    broken line takes the line-by-line path, which names the line and keeps every value."""
-    body = raw.strip().replace(b"\r\n", b"\n")
+    """verl's file logger. Fast path: the lines parsed a chunk at a time, each chunk as one
+    JSON array (one C call; the newlines become commas), values read only for the names
+    ``wanted`` keeps, a column at a time; a file with blank lines, NaN / Infinity literals
+    (Python's json writes them) or a broken line takes the line-by-line path, which names the
+    line and keeps every value."""
+    body = raw.replace(b"\r\n", b"\n") if b"\r" in raw else raw
+    body = body.strip()
     if body.count(b"\n") >= MAX_ROWS:
         raise PPOInputError("file", f"over {MAX_ROWS} lines")
-    try:
-        rows = orjson.loads(b"[" + body.replace(b"\n", b",") + b"]")
-    except orjson.JSONDecodeError:
-        return _verl_jsonl_lines(raw)
-    if not all(type(r) is dict and type(r.get("data")) is dict for r in rows):
-        return _verl_jsonl_lines(raw)
+    pieces: dict[str, list[Series]] = {}  # per name, in order of first appearance
+    unwanted: dict[str, int | None] = {}  # first step with a number, for names never read
+    line = 1
+    pos = 0
+    while pos < len(body):
+        end = body.find(b"\n", pos + CHUNK_BYTES)
+        end = len(body) if end < 0 else end
+        doc = bytearray(b"[")
+        doc += body[pos:end].replace(b"\n", b",")
+        doc += b"]"
+        try:
+            rows = orjson.loads(doc)
+        except orjson.JSONDecodeError:
+            return _verl_jsonl_lines(raw)
+        if not all(type(r) is dict and type(r.get("data")) is dict for r in rows):
+            return _verl_jsonl_lines(raw)
+        _read_rows(rows, line, wanted, pieces, unwanted)
+        line += len(rows)
+        pos = end + 1
     run = RunLog("verl_jsonl", {}, wanted)
-    steps = [_step(r.get("step"), f"line {i + 1}") for i, r in enumerate(rows)]
-    datas = [r["data"] for r in rows]
-    names: dict[str, None] = {}
-    for d in datas:
-        names.update(dict.fromkeys(d))
-    for name in names:
-        if wanted is not None and not wanted(name):
-            first = next((i for i, d in enumerate(datas) if _number(d.get(name)) is not None), None)
+    for name in dict.fromkeys([*pieces, *unwanted]):
+        if name in unwanted:
+            first = unwanted[name]
             if first is not None:  # a name only: its values are never used
-                run.series[name] = Series([steps[first]], [0.0])
+                run.series[name] = Series([first], [0.0])
+            continue
+        parts = [p for p in pieces[name] if len(p.steps)]
+        if len(parts) == 1:
+            run.series[name] = parts[0]
+        elif parts:
+            run.series[name] = Series(
+                np.concatenate([np.asarray(p.steps, dtype=np.int64) for p in parts]),
+                np.concatenate([np.asarray(p.values, dtype=np.float64) for p in parts]),
+            )
+    return run
+
+
+def _read_rows(
+    rows: list[dict[str, object]],
+    first_line: int,
+    wanted: Callable[[str], bool] | None,
+    pieces: dict[str, list[Series]],
+    unwanted: dict[str, int | None],
+) -> None:
+    """One chunk of verl rows into ``pieces`` (a series part per wanted name) and
+    ``unwanted``."""
+    steps = [_step(r.get("step"), f"line {first_line + i}") for i, r in enumerate(rows)]
+    step_array = np.asarray(steps, dtype=np.int64)
+    datas: list[dict[str, object]] = [r["data"] for r in rows]  # type: ignore[misc]
+    for name in _names(datas):
+        if wanted is not None and not wanted(name):
+            if unwanted.get(name) is None:
+                first = next(
+                    (i for i, d in enumerate(datas) if _number(d.get(name)) is not None), None
+                )
+                unwanted[name] = None if first is None else steps[first]
             continue
         column = [d.get(name) for d in datas]
-        if all(type(v) is float for v in column):
-            run.series[name] = Series(list(steps), column)
+        try:  # numbers only (the common case): one C call
+            values = np.array(column, dtype=np.float64)
+        except (TypeError, ValueError):
+            values = None
+        if values is not None and values.ndim == 1:
+            pieces.setdefault(name, []).append(Series(step_array, values))
             continue
-        series = Series()
+        kept_steps: list[int] = []
+        kept_values: list[float] = []
         for step, v in zip(steps, column, strict=True):
             number = _number(v)
             if number is not None:
-                series.steps.append(step)
-                series.values.append(number)
-        if series.steps:
-            run.series[name] = series
-    return run
+                kept_steps.append(step)
+                kept_values.append(number)
+        pieces.setdefault(name, []).append(Series(kept_steps, kept_values))
+
+
+def _names(rows: list[dict[str, object]]) -> list[str]:
+    """Every key of ``rows``, in order of first appearance."""
+    first = list(rows[0]) if rows else []
+    if len(set().union(*rows)) == len(first):  # every row has the first row's keys (or fewer)
+        return first
+    seen: dict[str, None] = {}
+    for row in rows:
+        seen.update(dict.fromkeys(row))
+    return list(seen)
 
 
 def _verl_jsonl_lines(raw: bytes) -> RunLog:

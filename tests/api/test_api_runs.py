@@ -8,13 +8,14 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from api_support import assert_error, make_client
 from fastapi.testclient import TestClient
 
 from app.runs import formats
 from app.runs.metric_map import ALIASES, CANONICAL
-from app.runs.report import build_report
+from app.runs.report import build_report, decimate
 
 REPORT = "/api/v1/runs/report"
 FORMAT_LIST = "['verl_jsonl', 'verl_console', 'trl_state', 'tensorboard', 'csv']"
@@ -296,3 +297,89 @@ def test_verl_jsonl_with_nan_literals_takes_the_line_path() -> None:
     got = build_report(body, "metrics.jsonl", None)
     assert got["metrics"]["policy_loss"]["values"] == [0.1, None]
     assert got["findings"][0]["code"] == "nonfinite"
+
+
+# --- the fast paths agree with the plain readings ------------------------------------------
+
+
+def plain_decimate(values: list[float], limit: int) -> list[int]:
+    """The rule of ``decimate`` written as a loop: per bucket, first minimum, first maximum
+    (finite points only) and first non-finite point."""
+    n = len(values)
+    if n <= limit:
+        return list(range(n))
+    size = math.ceil(n / (limit // 2))
+    keep: list[int] = []
+    for start in range(0, n, size):
+        idx = range(start, min(start + size, n))
+        finite = [i for i in idx if math.isfinite(values[i])]
+        chosen = set()
+        if finite:
+            chosen |= {min(finite, key=values.__getitem__), max(finite, key=values.__getitem__)}
+        bad = [i for i in idx if not math.isfinite(values[i])]
+        chosen |= set(bad[:1])
+        keep.extend(sorted(chosen))
+    return keep
+
+
+@pytest.mark.parametrize(("n", "limit", "seed"), [(10, 4, 0), (1001, 40, 1), (5003, 100, 2)])
+def test_decimate_keeps_what_the_plain_rule_keeps(n: int, limit: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    values = rng.normal(size=n).round(1).tolist()  # rounded: ties, where the first must win
+    for i in rng.choice(n, size=max(1, n // 50), replace=False).tolist():
+        values[i] = [math.nan, math.inf, -math.inf][i % 3]
+    assert decimate(list(range(n)), values, limit) == plain_decimate(values, limit)
+
+
+def test_chunked_json_lines_read_like_the_line_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = []
+    for s in range(300):
+        data: dict[str, object] = {"actor/pg_loss": 0.5 - s / 1000, "timing/x": 1.0}
+        if s >= 250:  # appears only in the last chunks
+            data["actor/entropy"] = 1.0 + s / 1000
+        data["actor/ppo_kl"] = "n/a" if s % 7 == 0 else s / 1e4  # mixed: the per-value path
+        if s >= 120:
+            data["late/unmapped"] = s
+        rows.append({"step": s, "data": data})
+    body = "\n".join(json.dumps(r) for r in rows).encode()
+    monkeypatch.setattr(formats, "CHUNK_BYTES", 512)  # about ten chunks
+    fast = formats.parse(body, "verl_jsonl")
+    plain = formats._verl_jsonl_lines(body)
+    assert list(fast.series) == list(plain.series)
+    for name, series in plain.series.items():
+        assert list(fast.series[name].steps) == series.steps, name
+        assert list(fast.series[name].values) == series.values, name
+    got = build_report(body, "m.jsonl", None)
+    assert got["metrics"]["entropy"]["steps"][0] == 250
+    assert got["metrics"]["approx_kl"]["points"] == 300 - len(range(0, 300, 7))
+    assert set(got["unmapped"]) == {"timing/x", "late/unmapped"}
+
+
+def test_an_absurd_step_or_no_metric_is_named(client: TestClient) -> None:
+    r = client.post(REPORT, files={"file": ("m.jsonl", b'{"step": 1e300, "data": {"a": 1}}')})
+    assert_error(r, 422, ["body", "file"], "file: line 1: the step 1e+300 is over 1e+15")
+    r = client.post(REPORT, files={"file": ("m.jsonl", b'{"step": 1, "data": {"a": "x"}}')})
+    assert_error(r, 422, ["body", "file"], "file: no numeric metric found in this verl_jsonl log")
+
+
+def test_a_broken_multipart_body_is_a_422(client: TestClient) -> None:
+    boundary = "XyZ"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="m.jsonl"\r\n\r\n'
+    )
+    cut = head.encode() + b'{"step": 1, "data": {}}'  # no closing boundary
+    r = client.post(
+        REPORT, content=cut, headers={"content-type": f"multipart/form-data; boundary={boundary}"}
+    )
+    assert_error(r, 422, ["body"], "the multipart body ends before its closing boundary")
+    nameless = f"--{boundary}\r\nContent-Disposition: form-data\r\n\r\nx\r\n--{boundary}--\r\n"
+    r = client.post(
+        REPORT,
+        content=nameless.encode(),
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert_error(r, 422, ["body"], "each part needs 'Content-Disposition: form-data; name=...'")
+    r = client.post(REPORT, content=b"x", headers={"content-type": "text/plain"})
+    assert_error(r, 422, ["header", "content-type"], "expected multipart/form-data")
+    r = client.post(REPORT, content=b"x", headers={"content-type": "multipart/form-data"})
+    assert_error(r, 422, ["body"], "the content-type has no multipart boundary")

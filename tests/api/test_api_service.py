@@ -13,6 +13,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -386,3 +387,17 @@ def test_the_heavy_runner_does_not_import_its_users() -> None:
         for alias in node.names
     } | {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not {name for name in imported if name and name.startswith("app.")}, imported
+
+
+def test_data_handed_to_a_worker_through_a_file_that_is_then_deleted(
+    limited: TestClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    heavy: HeavyRunner = limited.app.state.heavy  # type: ignore[attr-defined]
+    data = bytes(range(256)) * 1000
+    assert limited.portal.call(heavy.in_process_with_data, len, data) == len(data)  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="invalid literal"):  # the worker's error, raised here
+        limited.portal.call(heavy.in_process_with_data, int, b"not a number")  # type: ignore[union-attr]
+    assert list(tmp_path.iterdir()) == []
