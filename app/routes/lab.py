@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import orjson
 from fastapi import APIRouter, Query, Request
@@ -44,6 +44,7 @@ router = APIRouter(prefix="/api/v1/lab", tags=["lab"])
 
 AlgorithmName = Literal["pg", "ppo", "ppo-kl"]
 PresetName = Literal["default", "high learning rate", "no entropy bonus", "with KL penalty"]
+WORK_FORMULA = "iterations x epochs x batch_size x seq_len x algorithms"
 
 
 class LabKnobs(BaseModel):
@@ -87,8 +88,7 @@ class LabKnobs(BaseModel):
         if work > max_work:
             raise PPOInputError(
                 "iterations",
-                f"run too large: iterations x epochs x batch_size x seq_len x algorithms = "
-                f"{work} exceeds the limit of {max_work}",
+                f"run too large: {WORK_FORMULA} = {work} exceeds the limit of {max_work}",
             )
         return config, algorithms
 
@@ -126,6 +126,59 @@ def _metrics(m: LabMetrics) -> dict[str, Any]:
         "kl_coef": m.kl_coef,
         "samples": list(m.samples),
     }
+
+
+class KnobLimits(BaseModel):
+    min: float = Field(description="Smallest value accepted.")
+    max: float = Field(description="Largest value accepted.")
+    min_exclusive: bool = Field(False, description="The minimum itself is refused.")
+    max_exclusive: bool = Field(False, description="The maximum itself is refused.")
+    integer: bool = False
+
+
+class LabPresetsResponse(BaseModel):
+    presets: dict[str, dict[str, Any]] = Field(
+        description="Every preset's full knob set (the page's preset buttons read these)."
+    )
+    limits: dict[str, KnobLimits] = Field(description="Each knob's accepted range.")
+    algorithms: list[str]
+    max_work: int = Field(description="This server's budget for one run (422 beyond it).")
+    work: str = Field(description="How a run's work is counted against ``max_work``.")
+
+
+def _limits() -> dict[str, KnobLimits]:
+    """The range of every numeric knob, read from ``LabKnobs``' own field constraints."""
+    out: dict[str, KnobLimits] = {}
+    for name, info in LabKnobs.model_fields.items():
+        bounds: dict[str, Any] = {}
+        for meta in info.metadata:
+            for attr, key, exclusive in (
+                ("ge", "min", False),
+                ("gt", "min", True),
+                ("le", "max", False),
+                ("lt", "max", True),
+            ):
+                if getattr(meta, attr, None) is not None:
+                    bounds[key] = getattr(meta, attr)
+                    bounds[f"{key}_exclusive"] = exclusive
+        if "min" in bounds and "max" in bounds:
+            integer = int in getattr(info.annotation, "__args__", (info.annotation,))
+            out[name] = KnobLimits(**bounds, integer=integer)
+    return out
+
+
+@router.get("/presets", response_model=LabPresetsResponse)
+async def presets(settings: SettingsDep) -> LabPresetsResponse:
+    """The lab's named presets (``ppo_core.lab.PRESETS``, the one source the page reads), each
+    knob's range, and this server's work budget, so a client can say before a run whether it
+    is too large."""
+    return LabPresetsResponse(
+        presets={name: asdict(config) for name, config in PRESETS.items()},
+        limits=_limits(),
+        algorithms=list(get_args(AlgorithmName)),
+        max_work=settings.lab_max_work,
+        work=WORK_FORMULA,
+    )
 
 
 @router.post("/run", response_model=LabRunResponse)

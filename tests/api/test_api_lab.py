@@ -159,3 +159,39 @@ def test_the_documented_default_lab_work_is_the_default_runs_work() -> None:
     c = LabConfig()
     work = c.iterations * c.epochs * c.batch_size * c.seq_len * 3
     assert f"{work / 1e6:.2f} M" in (Settings.model_fields["lab_max_work"].description or "")
+
+
+def test_presets_are_listed_from_the_one_source_with_limits_and_budget(
+    client: TestClient,
+) -> None:
+    from dataclasses import asdict, replace
+
+    from app.routes.lab import PresetName
+    from ppo_core import PPOInputError
+    from ppo_core.lab import PRESETS
+
+    body = client.get("/api/v1/lab/presets").json()
+    assert body["presets"] == {name: asdict(c) for name, c in PRESETS.items()}
+    assert list(PresetName.__args__) == list(PRESETS)  # the request's choices are the same
+    assert body["max_work"] == 200_000  # this server's setting
+    assert body["work"] == "iterations x epochs x batch_size x seq_len x algorithms"
+    assert body["algorithms"] == ["pg", "ppo", "ppo-kl"]
+    # Every listed range is the one the core enforces: its ends accepted or refused as said.
+    default = PRESETS["default"]
+    for name, lim in body["limits"].items():
+        if name == "target_kl":
+            continue  # checked with kl_coef > 0 below
+        cast = int if lim["integer"] else float
+        step = 1 if lim["integer"] else 1e-9 * max(1.0, lim["max"])
+        for end, exclusive, beyond in (
+            (lim["min"], lim["min_exclusive"], lim["min"] - step),
+            (lim["max"], lim["max_exclusive"], lim["max"] + step),
+        ):
+            if exclusive:
+                with pytest.raises(PPOInputError):
+                    replace(default, **{name: cast(end)})
+            else:
+                replace(default, **{name: cast(end)})
+            with pytest.raises(PPOInputError):
+                replace(default, **{name: cast(beyond)})
+    assert set(body["limits"]) >= {"iterations", "lr", "epochs", "batch_size", "seq_len", "seed"}
