@@ -1,8 +1,11 @@
-"""The explorer page, its static assets, and plotly.js served from the installed package.
+"""The explorer page, its static assets, and plotly.js.
 
-plotly.js (about 4.8 MB) is read once, gzip-compressed once (about 1.4 MB), and served under
-a versioned URL with a year-long immutable cache, an ETag, and the raw bytes for clients that
-do not accept gzip. Nothing is ever fetched from a CDN.
+The page draws with plotly.js's cartesian partial bundle (scatter, bar, histogram, heatmap, ...:
+1.5 MB against 4.8 MB for the full one), vendored under static/vendor/ from npm's
+`plotly.js-cartesian-dist-min` at the plotly.js version of the installed Python `plotly` package
+(a test keeps the two equal). It is read once, gzip-compressed once (about 0.5 MB), and served
+under a versioned URL with a year-long immutable cache, an ETag, and the raw bytes for clients
+that do not accept gzip. Nothing is ever fetched from a CDN.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import plotly
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -25,8 +27,10 @@ from app import __version__
 # installed, never relative to a source checkout.
 TEMPLATES_DIR = Path(str(importlib.resources.files("app") / "templates"))
 STATIC_DIR = Path(str(importlib.resources.files("app") / "static"))
-PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-PLOTLY_URL = f"/vendor/plotly-{plotly.__version__}.min.js"
+PLOTLY_DIR = STATIC_DIR / "vendor" / "plotly.js-cartesian-dist-min"
+PLOTLY_JS = PLOTLY_DIR / "plotly-cartesian.min.js"
+PLOTLY_VERSION = (PLOTLY_DIR / "VERSION").read_text().strip()
+PLOTLY_URL = f"/vendor/plotly-cartesian-{PLOTLY_VERSION}.min.js"
 # Swagger UI 5 (it reads OpenAPI 3.1) from the fastapi-offline package's static files.
 SWAGGER_DIR = Path(str(importlib.resources.files("fastapi_offline") / "static"))
 

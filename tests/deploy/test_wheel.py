@@ -48,6 +48,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "app/templates/panels/family.html",
         "app/static/js/main.js",
         "app/static/css/app.css",
+        "app/static/vendor/plotly.js-cartesian-dist-min/plotly-cartesian.min.js",
+        "app/static/vendor/plotly.js-cartesian-dist-min/LICENSE",
+        "app/static/vendor/plotly.js-cartesian-dist-min/VERSION",
         "ppo_core/policy.py",
     ):
         assert member in names, member

@@ -30,23 +30,36 @@ function query(v) {
 const fmt = (x) => (x === null || x === undefined ? "—" : Math.abs(x) >= 1e4 || (x !== 0 && Math.abs(x) < 1e-3)
   ? x.toExponential(2) : x.toFixed(4));
 
+/** A waterfall drawn with bars (the cartesian plotly.js bundle has no waterfall trace): each
+ * term floats from the running sum before it, the total stands on zero, dotted connectors. */
 function chart(b, v) {
   const labels = ["policy loss", `c₁ × value (${v.tVf})`, `−c₂ × entropy (${v.tEnt})`, "total"];
-  const values = [b.policy_loss, b.value_term, b.entropy_term, b.total_loss];
+  const terms = [b.policy_loss, b.value_term, b.entropy_term];
+  const base = [];
+  let sum = 0;
+  for (const t of terms) {
+    base.push(sum);
+    sum += t;
+  }
+  const values = [...terms, b.total_loss];
+  const ends = [...terms.map((t, i) => base[i] + t), b.total_loss];
+  const connectors = ends.slice(0, -1).map((y, i) => ({
+    type: "line", xref: "x", yref: "y", x0: i + 0.4, x1: i + 0.6, y0: y, y1: y,
+    line: { color: "#999", dash: "dot", width: 1 },
+  }));
   return {
     traces: [{
-      type: "waterfall", x: labels, y: values, measure: ["relative", "relative", "relative", "total"],
+      type: "bar", x: labels, y: values, base: [...base, 0],
+      marker: { color: values.map((y, i) => (i === 3 ? "#1f4e9c" : y >= 0 ? "#d62728" : "#2ca02c")) },
       text: values.map((y) => y.toFixed(3)), textposition: "outside", cliponaxis: false,
-      connector: { line: { color: "#999", dash: "dot" } },
-      increasing: { marker: { color: "#d62728" } },
-      decreasing: { marker: { color: "#2ca02c" } },
-      totals: { marker: { color: "#1f4e9c" } },
-      hovertemplate: "%{x}: %{y:.4f}<extra></extra>", name: "breakdown",
+      hovertext: values.map((y) => y.toFixed(4)),
+      hovertemplate: "%{x}: %{hovertext}<extra></extra>", name: "breakdown",
     }],
     layout: layout({
       title: { text: `Total loss = ${b.total_loss.toFixed(4)}`, font: { size: 14 } },
       yaxis: { title: { text: "contribution to the loss" }, zeroline: true },
-      xaxis: { automargin: true },
+      xaxis: { automargin: true, type: "category" },
+      shapes: connectors,
       showlegend: false,
       height: 380,
       margin: { l: 56, r: 12, t: 40, b: 64 },
