@@ -46,7 +46,13 @@ const MAX_ANSWERS = 512;
 
 /** GET `path` with `params`; the same URL asked again (or prefetched) is answered from memory. */
 export function getJSON(path, params) {
-  const url = apiUrl(path, params);
+  // Input waits on this ask: guesses not yet sent give way (the server and the browser's
+  // connections serve it first).
+  waiting.length = 0;
+  return ask(apiUrl(path, params));
+}
+
+function ask(url) {
   let answer = answers.get(url);
   if (answer) {
     answers.delete(url); // refresh its place in the eviction order
@@ -61,9 +67,31 @@ export function getJSON(path, params) {
   return answer;
 }
 
+// Prefetches: at most PREFETCH_FLIGHTS in flight, the rest wait in `waiting` and are dropped
+// when a real ask comes (a jump of a slider would otherwise queue its own request behind
+// eight guesses about where it goes next).
+const PREFETCH_FLIGHTS = 2;
+const waiting = [];
+let prefetching = 0;
+
+function nextPrefetch() {
+  while (prefetching < PREFETCH_FLIGHTS && waiting.length) {
+    const url = waiting.shift();
+    if (answers.has(url)) continue;
+    prefetching += 1;
+    ask(url).catch(() => {}).finally(() => {
+      prefetching -= 1;
+      nextPrefetch();
+    });
+  }
+}
+
 /** Ask for `path` with `params` ahead of need (e.g. the next slider step); errors are ignored. */
 export function prefetch(path, params) {
-  getJSON(path, params).catch(() => {});
+  const url = apiUrl(path, params);
+  if (answers.has(url) || waiting.includes(url)) return;
+  waiting.push(url);
+  nextPrefetch();
 }
 
 export async function postJSON(path, body) {
@@ -101,8 +129,11 @@ export function coalesce(run, onError) {
     }
     busy = false;
   }
-  return (args) => {
+  const schedule = (args) => {
     pending = args;
     if (!busy) pump();
   };
+  /** Whether newer arguments wait behind the call in flight. */
+  schedule.hasNewer = () => pending !== null;
+  return schedule;
 }

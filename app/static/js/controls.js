@@ -50,6 +50,10 @@ function show(el) {
  */
 export function bindControls(root, onChange, presets = {}) {
   const inputs = [...root.querySelectorAll("[data-key]")];
+  // A control moved before this ran (early.js saw it) keeps the hand's value: it goes into the
+  // URL state and is drawn, instead of being reset to the URL's value.
+  const touched = window.__ppoTouched || new Set();
+  const early = inputs.filter((el) => touched.has(el)).map((el) => [el, rawOf(el)]);
   // Normalise each default to the browser's own spelling of the value ("1.0" reads back as
   // "1"), so a control at its default compares equal and stays out of the URL.
   for (const el of inputs) {
@@ -98,6 +102,12 @@ export function bindControls(root, onChange, presets = {}) {
     });
   }
   restore(state.params());
+  for (const [el, raw] of early) {
+    setRaw(el, raw);
+    show(el);
+    record(el, false);
+    touched.delete(el);
+  }
 
   return {
     restore,

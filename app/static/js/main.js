@@ -1,4 +1,5 @@
-// Entry point: waits for plotly.js (a deferred classic script), then starts every panel.
+// Entry point: starts every panel at once. plotly.js (a deferred classic script placed after
+// this module, so it runs after it) is awaited only by the draws (panel.js, plotlyReady).
 import * as state from "./state.js";
 import clip from "./panels/clip.js";
 import family from "./panels/family.js";
@@ -41,5 +42,6 @@ function start() {
   for (const p of panels) p.refresh();
 }
 
-if (window.Plotly) start();
-else window.addEventListener("load", start, { once: true });
+// Until a chart is drawn it says it is loading (app.css); assistive tech hears it is busy.
+for (const chart of document.querySelectorAll(".chart:not([hidden])")) chart.setAttribute("aria-busy", "true");
+start();

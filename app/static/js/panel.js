@@ -3,6 +3,29 @@
 import { coalesce } from "./api.js";
 import { bindControls } from "./controls.js";
 
+/**
+ * plotly.js, once its deferred script has run. The panels start without it (controls live,
+ * API answers asked for) and only their draws wait: the first chart appears as soon as both
+ * the answer and plotly.js are in, and input made meanwhile is drawn, never lost.
+ */
+export const plotlyReady = new Promise((resolve, reject) => {
+  if (window.Plotly) {
+    resolve(window.Plotly);
+    return;
+  }
+  const script = document.getElementById("plotly-js");
+  if (!script) {
+    reject(new Error("the page has no plotly.js script"));
+    return;
+  }
+  script.addEventListener("load", () => resolve(window.Plotly), { once: true });
+  script.addEventListener("error", () => reject(new Error("plotly.js could not be loaded; reload the page")), { once: true });
+});
+plotlyReady.catch(() => {}); // each draw reports it
+
+/** An update dropped unfinished because newer input came while it waited for plotly.js. */
+class Superseded extends Error {}
+
 export const PLOT_CONFIG = { responsive: true, displaylogo: false, displayModeBar: false };
 
 const FONT = { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 12 };
@@ -42,9 +65,22 @@ export function createPanel(id, { presets = {}, update }) {
       apiLink.href = url;
       apiLink.querySelector("code").textContent = label;
     },
-    /** Draw or update a chart; only touches the DOM of that chart. */
-    draw(divId, traces, chartLayout) {
-      return window.Plotly.react(divId, traces, chartLayout, PLOT_CONFIG);
+    /** Draw or update a chart (shown if it was hidden); only touches the DOM of that chart. */
+    async draw(divId, traces, chartLayout) {
+      const waited = !window.Plotly;
+      const Plotly = await plotlyReady;
+      // Input made while plotly.js loaded: draw the newest values first, not these.
+      if (waited && updating && schedule.hasNewer()) throw new Superseded();
+      const div = document.getElementById(divId);
+      div.hidden = false;
+      div.removeAttribute("aria-busy");
+      return Plotly.react(div, traces, chartLayout, PLOT_CONFIG);
+    },
+    /** A chart with nothing to show is not drawn empty: it is removed and takes no space. */
+    clearChart(divId) {
+      const div = document.getElementById(divId);
+      if (window.Plotly) window.Plotly.purge(div);
+      div.hidden = true;
     },
     rendered() {
       errorLine.hidden = true;
@@ -55,7 +91,17 @@ export function createPanel(id, { presets = {}, update }) {
     },
     showError,
   };
-  const schedule = coalesce((values) => update(panel, values), (error) => showError(error));
+  let updating = false;
+  const schedule = coalesce(async (values) => {
+    updating = true;
+    try {
+      await update(panel, values);
+    } finally {
+      updating = false;
+    }
+  }, (error) => {
+    if (!(error instanceof Superseded)) showError(error);
+  });
   panel.refresh = () => schedule(panel.controls.values());
   panel.controls = bindControls(root, panel.refresh, presets);
   return panel;

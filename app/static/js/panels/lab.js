@@ -1,6 +1,6 @@
 // The training lab: runs vanilla PG, PPO and PPO + KL side by side on a toy language
 // policy, streamed one iteration at a time over server-sent events; the curves fill in live.
-// Nothing runs until the Run button is pressed: the page load only draws empty charts.
+// Nothing runs until the Run button is pressed; the charts stay hidden until the first run.
 import { ApiError } from "../api.js";
 import { createPanel, layout } from "../panel.js";
 
@@ -297,6 +297,7 @@ function start(panel) {
   panel.root.querySelector(".panel-error").hidden = true;
   panel.root.querySelector("#lab-readout").innerHTML = "";
   resetSamples(panel, r.algorithms);
+  panel.root.querySelector(".lab-charts").hidden = false;
   r.drawn = drawEmpty(panel, r.algorithms, r.iterations);
   setRunning(panel, true);
   setStatus(panel, `Training ${r.algorithms.join(", ")} for ${plural(r.iterations, "iteration")}…`);
@@ -353,7 +354,6 @@ function stop(panel) {
 /** Called on load and whenever a control moves: never trains, only prepares the next run. */
 async function update(panel, v) {
   const first = run === null;
-  const algorithms = chosen(v);
   panel.controls.element("lTkl").disabled = !v.lTgt || !v.lPkl;
   panel.controls.element("lTgt").disabled = !v.lPkl;
   panel.controls.element("lKl").disabled = !v.lPkl;
@@ -366,7 +366,6 @@ async function update(panel, v) {
   }
   if (first) {
     run = { state: "idle" };
-    await drawEmpty(panel, algorithms, v.lIt);
     panel.root.querySelector("#lab-progress").max = v.lIt;
     panel.root.querySelector("#lab-readout").innerHTML =
       "<p>Nothing has run yet: press <strong>Run</strong> to train (a 100-iteration run takes a few seconds).</p>";

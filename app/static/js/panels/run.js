@@ -10,7 +10,6 @@
 import { getJSON, postForm } from "../api.js";
 import { createPanel } from "../panel.js";
 import { $, bindDropZone } from "./analyze/dom.js";
-import { emptyChart } from "./analyze/charts.js";
 import { EXAMPLE_NAME, exampleRunText } from "./run/example.js";
 import { exportReport } from "./run/export.js";
 import { MAX_POINTS, runFigure } from "./run/figure.js";
@@ -63,12 +62,10 @@ async function drawAll(panel) {
   fillMetricTable($(root, "#run-metrics"), report, shown ? shown.map : NO_MAP, shown ? shown.figure.names : []);
   $(root, "#run-export").disabled = !report;
   if (!report) {
-    window.Plotly.purge("run-charts");
-    return panel.draw("run-charts", [], emptyChart("Metrics over steps", "Choose a run's log, or load the example run"));
+    return panel.clearChart("run-charts");
   }
   if (!shown.figure.names.length) {
-    window.Plotly.purge("run-charts");
-    return panel.draw("run-charts", [], emptyChart("Metrics over steps", "No metric in this file is on the map"));
+    return panel.clearChart("run-charts");
   }
   return panel.draw("run-charts", shown.figure.data, shown.figure.layout);
 }

@@ -1,7 +1,6 @@
 // The loss under every loss_agg_mode: each sequence's weight against its length, the policy loss
 // per mode, and (with micro_batches > 1) whether gradient accumulation reproduces the full batch.
 import { layout } from "../../panel.js";
-import { emptyChart } from "./charts.js";
 import { $, el, emptyTable, fmt, pct, tableHead } from "./dom.js";
 
 const MODE_INFO = {
@@ -41,7 +40,7 @@ export function drawAggregation(panel, data) {
   if (!data) {
     emptyTable(aggTable, "Policy loss per mode");
     showMicroBatches(root, null);
-    return panel.draw("analyze-agg-chart", [], emptyChart("sequence weight vs length", "Analyze a batch to compare the modes"));
+    return panel.clearChart("analyze-agg-chart");
   }
   const agg = data.aggregation;
   const current = data.convention.knobs.loss_agg_mode;

@@ -1,24 +1,6 @@
-// What the inspector's charts share (the empty state, bars from a histogram), and the three
+// What the inspector's charts share (bars from a histogram), and the three
 // histograms of the batch: ratio (with the clip band shaded), advantage and per-token loss.
 import { layout } from "../../panel.js";
-
-/**
- * A chart with no data: its title and a message in the middle.
- * @param {string} title
- * @param {string} message
- * @param {number} [height]
- * @returns {object} a Plotly layout
- */
-export function emptyChart(title, message, height = 300) {
-  return layout({
-    title: { text: title, font: { size: 14 } },
-    xaxis: { visible: false },
-    yaxis: { visible: false },
-    annotations: [{ text: message, xref: "paper", yref: "paper", x: 0.5, y: 0.5,
-      showarrow: false, font: { color: "#5a6478" } }],
-    height,
-  });
-}
 
 /**
  * A bar trace of an API histogram, one bar per bin, as wide as the bin.
@@ -78,7 +60,7 @@ function clipBand(knobs) {
 export function drawHistograms(panel, data) {
   const clip = data && clipBand(data.convention.knobs);
   return Promise.all(HISTOGRAMS.map(([key, id, title, color]) => {
-    if (!data) return panel.draw(id, [], emptyChart(title, "Analyze a batch to see this histogram"));
+    if (!data) return panel.clearChart(id);
     const c = histogramChart(data.histograms[key], title, color, key === "ratio" ? clip : null);
     return panel.draw(id, c.traces, c.layout);
   }));

@@ -1,7 +1,6 @@
 // The token heatmap: each token's gradient weight g_t, coloured around 0, with marks for the
 // tokens that were clipped or touched by the rollout correction; rows sorted on the client.
 import { layout } from "../../panel.js";
-import { emptyChart } from "./charts.js";
 
 // Marks drawn over the heatmap, per token state (token_view.states).
 const STATE_MARKS = {
@@ -95,7 +94,7 @@ function heatmapFigure(tv, sort) {
 export function drawHeatmap(panel, data) {
   const tv = data && data.token_view;
   if (!tv || !tv.rows.length) {
-    return panel.draw("analyze-heatmap", [], emptyChart("", "Analyze a batch to see its tokens", 240));
+    return panel.clearChart("analyze-heatmap");
   }
   const fig = heatmapFigure(tv, panel.root.querySelector("#analyze-sort").value);
   return panel.draw("analyze-heatmap", fig.traces, fig.layout);

@@ -2,7 +2,7 @@
 // threshold C drawn on it, the share of tokens it truncates or masks, and the mismatch metrics.
 // Dragging the slider redraws from the histogram alone; the panel re-runs on release.
 import { layout } from "../../panel.js";
-import { bars, emptyChart } from "./charts.js";
+import { bars } from "./charts.js";
 import { $, el, fmt, keyHeader, pct } from "./dom.js";
 
 const ROLLOUT_METRICS = [
@@ -95,8 +95,7 @@ export function drawRollout(panel, data) {
       ? "No rollout_logprobs in this batch: send the inference engine's log-probs to measure the mismatch."
       : "";
     body.append(el("tr", {}, el("td", {}, data ? "No rollout_logprobs given." : "No batch analyzed yet.")));
-    return panel.draw("analyze-rollout-hist", [], emptyChart("raw rollout weights w",
-      data ? "No rollout_logprobs in this batch" : "Analyze a batch with rollout_logprobs"));
+    return panel.clearChart("analyze-rollout-hist");
   }
   slider.max = String(Math.max(20, Math.ceil(rc.threshold)));
   slider.value = String(rc.threshold);
