@@ -274,7 +274,7 @@ def test_a_bad_batch_shows_the_error_and_clears_the_results(
     assert "does not parse" in page.text_content("#analyze-error")
     cleared = (
         "document.querySelectorAll('#analyze-breakdown tr[data-key]').length === 0 && "
-        "document.getElementById('analyze-heatmap').data.length === 0"
+        "document.getElementById('analyze-heatmap').hidden"
     )
     ui.wait_for(cleared)
     assert page.is_disabled("#analyze-download-json")
@@ -394,7 +394,7 @@ def test_downloads(page: Any, ui: Any) -> None:
 
 def test_inspector_fits_a_phone(page: Any, ui: Any, artifacts: Path) -> None:
     page.set_viewport_size({"width": 390, "height": 844})
-    open_page(page, ui)
+    open_page(page, ui, "#panel-analyze")  # panels but the first start folded on a phone
     analyze_example(page, ui, "analyze-example-broken")
     width = page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= 390, f"page scrolls sideways at 390 px ({width} px wide)"

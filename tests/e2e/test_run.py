@@ -236,7 +236,7 @@ def test_a_refused_file_shows_the_error_and_clears_the_results(
         assert name in message, message
     # Next to the file input, and the old report is gone.
     assert page.locator("#run-drop #run-file-error").count() == 1
-    ui.wait_for("document.getElementById('run-charts').data.length === 0")
+    ui.wait_for("document.getElementById('run-charts').hidden")
     assert "No run loaded yet" in page.text_content("#run-findings")
     assert page.locator("#run-unmapped li[data-name]").count() == 0
     assert page.locator("#run-metrics tbody tr[data-key]").count() == 0
@@ -316,7 +316,7 @@ def test_export_is_one_html_file_that_opens_offline(
 
 def test_run_panel_fits_a_phone(page: Any, ui: Any, artifacts: Path) -> None:
     page.set_viewport_size({"width": 390, "height": 844})
-    open_page(page, ui)
+    open_page(page, ui, "#panel-run")  # panels but the first start folded on a phone
     load_example(page, ui)
     width = page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= 390, f"page scrolls sideways at 390 px ({width} px wide)"

@@ -1,6 +1,7 @@
 // Entry point: starts every panel at once. plotly.js (a deferred classic script placed after
 // this module, so it runs after it) is awaited only by the draws (panel.js, plotlyReady).
 import * as state from "./state.js";
+import { initLayout } from "./layout.js";
 import clip from "./panels/clip.js";
 import family from "./panels/family.js";
 import value from "./panels/value.js";
@@ -15,6 +16,7 @@ import run from "./panels/run.js";
 const PANELS = [clip, family, value, entropy, total, kl, lab, hyper, analyze, run];
 
 function start() {
+  initLayout();
   const panels = PANELS.map((init) => init());
   state.onRestore((query) => {
     for (const p of panels) {

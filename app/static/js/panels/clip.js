@@ -124,7 +124,7 @@ function chart(pos, neg, adv, width) {
   const [left, right] = narrow ? [[0, 1], [0, 1]] : [[0, 0.46], [0.54, 1]];
   // Domains: [objective, gradient] for A > 0, then for A < 0.
   const rows = narrow
-    ? [[0.7, 1], [0.58, 0.66], [0.2, 0.47], [0.06, 0.14]]
+    ? [[0.67, 0.95], [0.53, 0.62], [0.2, 0.44], [0.06, 0.15]]
     : [[0.36, 1], [0, 0.26], [0.36, 1], [0, 0.26]];
   const objectiveRange = (d) => range([...d.unclipped, ...d.clipped, ...d.objective]);
   const ratio = { range: [pos.ratio[0], pos.ratio[pos.ratio.length - 1]], nticks: 6 };
@@ -132,7 +132,7 @@ function chart(pos, neg, adv, width) {
   const objective = (d, domain, anchor, titled) => ({ domain, anchor, range: objectiveRange(d),
     nticks: 5, title: titled ? { text: "objective" } : undefined });
   const gradient = (d, domain, anchor, titled) => ({ domain, anchor, range: range(d.gradient),
-    nticks: 3, title: titled ? { text: "gradient" } : undefined });
+    nticks: narrow ? 2 : 3, title: titled ? { text: "gradient" } : undefined });
   const title = (text, x, y) => ({ text, x, y, xref: "paper", yref: "paper", xanchor: "center",
     yanchor: "bottom", showarrow: false, font: { size: 14 } });
   return {
@@ -156,7 +156,8 @@ function chart(pos, neg, adv, width) {
       ],
       showlegend: false,
       margin: { l: 48, r: 12, t: 28, b: narrow ? 40 : 44 },
-      height: narrow ? 720 : 400,
+      // On a phone the chart stays on screen above the controls (app.css): kept short.
+      height: narrow ? 440 : 400,
     }),
   };
 }
