@@ -276,6 +276,20 @@ def test_a_vertical_swipe_on_a_slider_scrolls_and_never_moves_it(phone: Any) -> 
     assert "r = 1.3" not in phone.text_content("#clip-readout")
 
 
+def test_a_swipe_on_a_chart_scrolls_the_page(phone: Any) -> None:
+    phone.goto(phone.base + "/")
+    wait(phone, ALL_RENDERED)
+    phone.evaluate("() => document.getElementById('clip-ratio').scrollIntoView({block: 'end'})")
+    time.sleep(0.2)
+    chart = box(phone, "#clip-chart")  # the sticky chart: half the screen
+    before = phone.evaluate("() => scrollY")
+    swipe(phone, chart["x"] + chart["width"] / 2, chart["y"] + 150, 0, 200)
+    time.sleep(0.4)
+    assert phone.evaluate("() => scrollY") < before - 50
+    ranges = phone.evaluate("() => document.getElementById('clip-chart').layout.xaxis.range")
+    assert ranges == [0, 2.5]  # not zoomed
+
+
 def test_touch_targets_are_at_least_24px(phone: Any) -> None:
     phone.goto(phone.base + "/")
     wait(phone, ALL_RENDERED)

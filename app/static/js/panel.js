@@ -28,6 +28,10 @@ class Superseded extends Error {}
 
 export const PLOT_CONFIG = { responsive: true, displaylogo: false, displayModeBar: false };
 
+// On touch screens a chart's drag-to-zoom would take every swipe that starts on it, and a
+// full-width chart (or the clip panel's sticky one) would stop the page from scrolling.
+const TOUCH = window.matchMedia("(pointer: coarse)");
+
 const FONT = { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 12 };
 
 /** A Plotly layout with the house margins and font; `extra` overrides. */
@@ -74,7 +78,9 @@ export function createPanel(id, { presets = {}, update }) {
       const div = document.getElementById(divId);
       div.hidden = false;
       div.removeAttribute("aria-busy");
-      return Plotly.react(div, traces, chartLayout, PLOT_CONFIG);
+      const drawn = TOUCH.matches && chartLayout.dragmode === undefined
+        ? { ...chartLayout, dragmode: false } : chartLayout;
+      return Plotly.react(div, traces, drawn, PLOT_CONFIG);
     },
     /** A chart with nothing to show is not drawn empty: it is removed and takes no space. */
     clearChart(divId) {
