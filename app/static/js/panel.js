@@ -26,6 +26,22 @@ plotlyReady.catch(() => {}); // each draw reports it
 /** An update dropped unfinished because newer input came while it waited for plotly.js. */
 class Superseded extends Error {}
 
+/** Resolves after the next frame is painted (or 100 ms, e.g. in a hidden tab). */
+function afterPaint() {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 100);
+    requestAnimationFrame(() => setTimeout(() => {
+      clearTimeout(timer);
+      resolve();
+    }, 0));
+  });
+}
+
+function inView(div) {
+  const r = div.getBoundingClientRect();
+  return r.height > 0 && r.top < window.innerHeight && r.bottom > 0;
+}
+
 export const PLOT_CONFIG = { responsive: true, displaylogo: false, displayModeBar: false };
 
 // On touch screens a chart's drag-to-zoom would take every swipe that starts on it, and a
@@ -77,6 +93,10 @@ export function createPanel(id, { presets = {}, update }) {
       if (waited && updating && schedule.hasNewer()) throw new Superseded();
       const div = document.getElementById(divId);
       div.hidden = false;
+      // When plotly.js arrives every panel's first draw is ready at once: charts out of view
+      // wait for the frame that shows the ones in view (the first chart is not held up by
+      // drawing sixteen others first).
+      if (waited && !inView(div)) await afterPaint();
       div.removeAttribute("aria-busy");
       const drawn = TOUCH.matches && chartLayout.dragmode === undefined
         ? { ...chartLayout, dragmode: false } : chartLayout;
