@@ -55,12 +55,28 @@ def plotly_asset() -> Asset:
     )
 
 
+JS_DIR = STATIC_DIR / "js"
+# Classic scripts, not modules of the page: early.js (index) and docs.js (the API docs).
+NOT_PAGE_MODULES = {"early.js", "docs.js"}
+
+
+@cache
+def page_modules() -> list[str]:
+    """The page's ES modules, announced in its head (modulepreload) so the browser fetches them
+    at once instead of level by level as it parses imports (main -> panels -> helpers)."""
+    return sorted(
+        f"/static/js/{path.relative_to(JS_DIR).as_posix()}"
+        for path in JS_DIR.rglob("*.js")
+        if path.name not in NOT_PAGE_MODULES
+    )
+
+
 @router.get("/", response_class=HTMLResponse)
 async def index(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(
         request,
         "index.html",
-        {"plotly_url": PLOTLY_URL, "version": __version__},
+        {"plotly_url": PLOTLY_URL, "version": __version__, "modules": page_modules()},
         headers={"Cache-Control": "no-cache"},
     )
 

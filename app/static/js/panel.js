@@ -42,6 +42,14 @@ function inView(div) {
   return r.height > 0 && r.top < window.innerHeight && r.bottom > 0;
 }
 
+// The first paint goes to a chart in view: until one has been drawn and painted (or 300 ms
+// after plotly.js arrived, when none is in view), charts out of view wait for their first draw.
+let firstChartShown;
+const firstChartPainted = new Promise((resolve) => {
+  firstChartShown = resolve;
+});
+plotlyReady.then(() => setTimeout(firstChartShown, 300), () => firstChartShown());
+
 export const PLOT_CONFIG = { responsive: true, displaylogo: false, displayModeBar: false };
 
 // On touch screens a chart's drag-to-zoom would take every swipe that starts on it, and a
@@ -93,14 +101,17 @@ export function createPanel(id, { presets = {}, update }) {
       if (waited && updating && schedule.hasNewer()) throw new Superseded();
       const div = document.getElementById(divId);
       div.hidden = false;
-      // When plotly.js arrives every panel's first draw is ready at once: charts out of view
-      // wait for the frame that shows the ones in view (the first chart is not held up by
-      // drawing sixteen others first).
-      if (waited && !inView(div)) await afterPaint();
+      // Every panel's first draw is ready at about the same moment: the chart in view is not
+      // held up by drawing sixteen others before the browser may paint it.
+      const first = !div.classList.contains("js-plotly-plot");
+      const shown = inView(div);
+      if (first && !shown) await firstChartPainted;
       div.removeAttribute("aria-busy");
       const drawn = TOUCH.matches && chartLayout.dragmode === undefined
         ? { ...chartLayout, dragmode: false } : chartLayout;
-      return Plotly.react(div, traces, drawn, PLOT_CONFIG);
+      const done = await Plotly.react(div, traces, drawn, PLOT_CONFIG);
+      if (first && shown) afterPaint().then(firstChartShown);
+      return done;
     },
     /** A chart with nothing to show is not drawn empty: it is removed and takes no space. */
     clearChart(divId) {
