@@ -1,23 +1,28 @@
-"""The page in real headless Chromium: initial load and slider-to-redraw latency.
+"""The page in real headless Chromium: initial load, first visible chart, page length, and
+slider-to-redraw latency.
 
     .venv/bin/python benchmarks/page_bench.py                 # starts its own server
     .venv/bin/python benchmarks/page_bench.py --moves 50 --loads 5
 
 Load: from navigation start to every panel drawn (``window.__ppo.firstRender``), in a fresh
-browser context (cold HTTP cache) and on reload (warm). Interaction: the clip panel's epsilon
-slider moves, measured inside the page with ``performance.now()`` from the ``input`` event to
-the panel's ``panel:rendered`` event (its two API answers in hand, one ``Plotly.react`` done)
-and to the frame that shows the new chart painted. Passes: one step at a time (the page has
-prefetched the neighbouring steps' curves while the previous ones were on screen) with idle
-time between moves (first against a cold server cache, then warm), then back to back (each
-move also waits for the previous frame); and pseudo-random jumps across the range (never one
-step: every move fetches its curves), spaced and back to back. Lab: time from opening the
-event stream to its first ``step``.
+browser context (cold HTTP cache) and on reload (warm). First visible chart: in a fresh context
+at 1400 x 900, from navigation start to the first frame painted after a chart inside the
+viewport was drawn (an init script listens to ``panel:rendered``). Layout: the page's height
+at 1400 x 900 and on a 390 x 844 touch phone, and where the first chart starts. Interaction:
+the clip panel's epsilon slider moves, measured inside the page with ``performance.now()``
+from the ``input`` event to the panel's ``panel:rendered`` event (its two API answers in hand,
+one ``Plotly.react`` done) and to the frame that shows the new chart painted. Passes: one step
+at a time (the page has prefetched the neighbouring steps' curves while the previous ones were
+on screen) with idle time between moves (first against a cold server cache, then warm), then
+back to back (each move also waits for the previous frame); and pseudo-random jumps across the
+range (never one step: every move fetches its curves), spaced and back to back. Lab: time from
+opening the event stream to its first ``step``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import time
@@ -108,6 +113,47 @@ async (query) => {
 """
 
 
+# Runs before the page's own scripts (an init script): the time, after navigation start, of the
+# first frame painted after a panel drew a chart that is inside the viewport.
+FIRST_VISIBLE_JS = """
+window.__firstVisible = 0;
+document.addEventListener("panel:rendered", (event) => {
+  if (window.__firstVisible) return;
+  const charts = document.querySelectorAll(`#panel-${event.detail.panel} .js-plotly-plot`);
+  const inView = [...charts].some((c) => {
+    const r = c.getBoundingClientRect();
+    return r.height > 0 && r.top < innerHeight && r.bottom > 0;
+  });
+  if (inView) requestAnimationFrame(() => setTimeout(() => {
+    window.__firstVisible = window.__firstVisible || performance.now();
+  }, 0));
+});
+"""
+
+TOUCH = {"has_touch": True, "is_mobile": True}
+
+# Panels off screen may be content-visibility: auto (sized by an estimate until shown): lay
+# them all out for real before measuring.
+LAYOUT_JS = """() => {
+  for (const p of document.querySelectorAll('.panel')) p.style.contentVisibility = 'visible';
+  const charts = [...document.querySelectorAll('.chart')].filter(
+    (c) => c.getBoundingClientRect().height > 0);
+  const first = charts.length ? charts[0].getBoundingClientRect().top + scrollY : null;
+  return { height: document.documentElement.scrollHeight, firstChart: Math.round(first),
+           firstChartId: charts.length ? charts[0].id : null };
+}"""
+
+
+def wait_value(page: object, expression: str) -> float:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        value = page.evaluate(f"() => {expression}")  # type: ignore[attr-defined]
+        if value:
+            return float(value)
+        time.sleep(0.01)
+    raise SystemExit(f"timed out: {expression}")
+
+
 def wait_drawn(page: object) -> float:
     deadline = time.monotonic() + 60
     expr = (
@@ -133,15 +179,41 @@ def main() -> int:
     parser.add_argument("--moves", type=int, default=50)
     parser.add_argument("--loads", type=int, default=5)
     parser.add_argument("--gap", type=int, default=100, help="idle ms between spaced moves")
+    parser.add_argument(
+        "--url", help="benchmark a server already running there (e.g. another commit)"
+    )
     args = parser.parse_args()
     if not 1 <= args.moves <= 70:
         parser.error("--moves must be in [1, 70]: the steps run from eps 0.21 to the 0.9 maximum")
 
-    with running_server() as server:
-        base = server.base
-        time.sleep(12)  # analyzer workers finish importing; plotly.js compressed
+    with contextlib.ExitStack() as stack:
+        if args.url:
+            base = args.url.rstrip("/")
+        else:
+            base = stack.enter_context(running_server()).base
+            time.sleep(12)  # analyzer workers finish importing; plotly.js compressed
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            first_visible = []
+            for _ in range(args.loads):
+                context = browser.new_context(viewport={"width": 1400, "height": 900})
+                context.add_init_script(FIRST_VISIBLE_JS)
+                page = context.new_page()
+                page.goto(base + "/")
+                first_visible.append(wait_value(page, "window.__firstVisible"))
+                context.close()
+            layouts = {}
+            for name, options in (
+                ("1400 x 900", {"viewport": {"width": 1400, "height": 900}}),
+                ("390 x 844 phone", {"viewport": {"width": 390, "height": 844}, **TOUCH}),
+            ):
+                context = browser.new_context(**options)
+                page = context.new_page()
+                page.goto(base + "/")
+                wait_drawn(page)
+                time.sleep(0.5)
+                layouts[name] = page.evaluate(LAYOUT_JS)
+                context.close()
             cold, warm = [], []
             for _ in range(args.loads):
                 context = browser.new_context()
@@ -178,6 +250,16 @@ def main() -> int:
             first_step = [page.evaluate(FIRST_STEP_JS, query) for _ in range(5)]
             browser.close()
 
+    print(
+        f"first visible chart (1400 x 900, fresh context): navigation start -> first frame "
+        f"painted with a chart in view: median {statistics.median(first_visible):.0f} ms, runs "
+        f"{', '.join(f'{x:.0f}' for x in first_visible)}"
+    )
+    for name, shape in layouts.items():
+        print(
+            f"page at {name}: {shape['height']} px tall, first chart ({shape['firstChartId']}) "
+            f"at y = {shape['firstChart']}"
+        )
     print(f"initial load of / until every panel drew, {args.loads} loads each (ms):")
     print(
         f"  fresh context (cold cache): median {statistics.median(cold):.0f}, "
