@@ -190,8 +190,11 @@ function neighbours(controls, before, v) {
 let drawn = null;
 
 async function update(panel, v) {
-  for (const key of ["epsl", "epsh"]) panel.controls.element(key).disabled = !v.asym;
-  panel.controls.element("c").disabled = !v.dual;
+  // A control the curves ignore is off, and says what turns it on.
+  const c = panel.controls;
+  c.setEnabled("eps", !v.asym, "Ignored here while Asymmetric clip is on (ε_low / ε_high replace it): untick it to use ε.");
+  for (const key of ["epsl", "epsh"]) c.setEnabled(key, v.asym, "Off: tick Asymmetric clip to use it.");
+  c.setEnabled("c", v.dual, "Off: tick Dual clip to use it.");
   const [pos, neg] = await Promise.all([
     getJSON("/api/v1/clip-objective", query(v, 1)),
     getJSON("/api/v1/clip-objective", query(v, -1)),
@@ -209,7 +212,10 @@ async function update(panel, v) {
 }
 
 export default () => {
-  const panel = createPanel("clip", { presets: PRESETS, update });
+  // Fixed axes (panel.js): the ranges of the first draw (|A|'s objective and gradient extents
+  // and r in [0, 2.5]) stay while knobs move, so a larger |A| draws steeper curves instead of
+  // relabelled ticks and dual clip's wider ratio range waits for "Fit axes".
+  const panel = createPanel("clip", { presets: PRESETS, update, fixedAxes: ["clip-chart"] });
   drawLegend(document.getElementById("clip-legend"));
   redrawAcrossBreakpoint(panel, document.getElementById("clip-chart"));
   return panel;

@@ -21,6 +21,14 @@ function query(v) {
   return { vocab_size: v.kV, max_drift: v.kD, steps: STEPS, samples: v.kS, seed: v.kSeed };
 }
 
+/** The means chart's y range comes from the true KL (what every estimator estimates):
+ * [−0.25, 1.6] × its largest value. A noisy estimator's outlier (k3's band when the policy
+ * drifts far) leaves the chart instead of squashing the means; "Fit axes" keeps this rule. */
+function meanRange(d) {
+  const top = Math.max(...d.true_kl, 1e-3);
+  return [-0.25 * top, 1.6 * top];
+}
+
 function meanChart(d) {
   const traces = [];
   for (const k of ESTIMATORS) {
@@ -44,7 +52,7 @@ function meanChart(d) {
     layout: layout({
       title: { text: `Means ± 1 std, ${d.samples} tokens per drift`, font: { size: 14 } },
       xaxis: { title: { text: "drift of the policy logits" } },
-      yaxis: { title: { text: "KL estimate (nats)" }, zeroline: true },
+      yaxis: { title: { text: "KL estimate (nats)" }, zeroline: true, range: meanRange(d) },
       height: 400,
     }),
   };
@@ -133,4 +141,8 @@ async function update(panel, v) {
   panel.rendered();
 }
 
-export default () => createPanel("kl", { presets: PRESETS, update });
+// Fixed axes (panel.js): more samples, another seed or a larger drift keep the charts' ranges
+// until "Fit axes", so the estimators' noise is compared on one scale.
+export default () => createPanel("kl", {
+  presets: PRESETS, update, fixedAxes: ["kl-chart-mean", "kl-chart-std", "kl-chart-grad"],
+});
