@@ -10,7 +10,7 @@ const STREAM_PATH = "/api/v1/lab/stream";
 const PRESETS = {
   default: {},
   "high-lr": { lLr: 100 },
-  "no-ent": { lEnt: 0 },
+  "no-ent": { ent: 0 },
   kl: { lKl: 0.1, lTgt: true, lTkl: 0.1 },
 };
 
@@ -49,8 +49,8 @@ function streamUrl(v) {
   const query = new URLSearchParams();
   for (const name of chosen(v)) query.append("algorithms", name);
   const knobs = {
-    iterations: v.lIt, lr: v.lLr, epochs: v.lEp, batch_size: v.lBs, clip_ratio: v.lClip,
-    entropy_coef: v.lEnt, kl_coef: v.lKl, target_kl: v.lTgt ? v.lTkl : undefined, seed: v.lSeed,
+    iterations: v.lIt, lr: v.lLr, epochs: v.lEp, batch_size: v.lBs, clip_ratio: v.eps,
+    entropy_coef: v.ent, kl_coef: v.lKl, target_kl: v.lTgt ? v.lTkl : undefined, seed: v.lSeed,
   };
   for (const [key, value] of Object.entries(knobs)) {
     if (value !== undefined) query.set(key, String(value));
@@ -354,9 +354,10 @@ function stop(panel) {
 async function update(panel, v) {
   const first = run === null;
   const algorithms = chosen(v);
-  panel.controls.element("lTkl").disabled = !v.lTgt || !v.lPkl;
-  panel.controls.element("lTgt").disabled = !v.lPkl;
-  panel.controls.element("lKl").disabled = !v.lPkl;
+  const onlyPkl = "Used by ppo-kl only: tick ppo-kl above to use it.";
+  panel.controls.setEnabled("lTkl", v.lTgt && v.lPkl, v.lPkl ? "Off: tick “Adapt β to a KL target” to use it." : onlyPkl);
+  panel.controls.setEnabled("lTgt", v.lPkl, onlyPkl);
+  panel.controls.setEnabled("lKl", v.lPkl, onlyPkl);
   panel.setApiLink(streamUrl(v));
   const why = problem(v);
   // A problem shows at once; an old run's error goes when the settings change.

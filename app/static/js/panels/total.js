@@ -5,9 +5,9 @@ import { apiUrl, getJSON } from "../api.js";
 import { createPanel, layout } from "../panel.js";
 
 const PRESETS = {
-  value: { tVf: 2 },
-  explore: { tEnt: 0.2 },
-  tight: { tClip: 0.05 },
+  value: { vf: 2 },
+  explore: { ent: 0.2 },
+  tight: { eps: 0.05 },
   batch: { tSeed: 7 },
 };
 
@@ -24,14 +24,14 @@ const DIAGNOSTICS = [
 ];
 
 function query(v) {
-  return { seed: v.tSeed, clip_ratio: v.tClip, vf_coef: v.tVf, entropy_coef: v.tEnt };
+  return { seed: v.tSeed, clip_ratio: v.eps, vf_coef: v.vf, entropy_coef: v.ent };
 }
 
 const fmt = (x) => (x === null || x === undefined ? "—" : Math.abs(x) >= 1e4 || (x !== 0 && Math.abs(x) < 1e-3)
   ? x.toExponential(2) : x.toFixed(4));
 
 function chart(b, v) {
-  const labels = ["policy loss", `c₁ × value (${v.tVf})`, `−c₂ × entropy (${v.tEnt})`, "total"];
+  const labels = ["policy loss", `c₁ × value (${v.vf})`, `−c₂ × entropy (${v.ent})`, "total"];
   const values = [b.policy_loss, b.value_term, b.entropy_term, b.total_loss];
   return {
     traces: [{
