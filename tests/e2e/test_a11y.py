@@ -23,9 +23,10 @@ AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 BLOCKING = ("serious", "critical")
 
 
-@pytest.fixture
-def audit_page(browser: Any, base_url: str) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+@pytest.fixture(params=[(1280, 900), (390, 844)], ids=["desktop", "phone"])
+def audit_page(browser: Any, base_url: str, request: Any) -> Iterator[Any]:
+    width, height = request.param
+    context = browser.new_context(viewport={"width": width, "height": height}, bypass_csp=True)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))

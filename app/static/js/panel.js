@@ -252,3 +252,41 @@ export function redrawAcrossBreakpoint(panel, div, px = NARROW_PX) {
     }
   }).observe(div);
 }
+
+// ---------------------------------------------------------------- scrolling regions
+
+/**
+ * A box that scrolls sideways (a wide table or formula on a phone) must be reachable by the
+ * keyboard: while it overflows it gets tabindex 0 (a table's box also a region named by its
+ * caption); when it fits again, the tab stop goes. Checked after each draw and on resize.
+ */
+function syncScrollRegions() {
+  for (const box of document.querySelectorAll(".table-wrap, .formula")) {
+    const overflows = box.scrollWidth > box.clientWidth + 1;
+    if (overflows && !box.hasAttribute("tabindex")) {
+      box.tabIndex = 0;
+      box.dataset.scrollStop = "";
+      if (box.classList.contains("table-wrap") && !box.hasAttribute("role")) {
+        const caption = box.querySelector("caption");
+        box.setAttribute("role", "region");
+        box.setAttribute("aria-label", caption ? `${caption.textContent.trim()} (scrolls sideways)` : "Table (scrolls sideways)");
+      }
+    } else if (!overflows && "scrollStop" in box.dataset) {
+      box.removeAttribute("tabindex");
+      delete box.dataset.scrollStop;
+      if (box.getAttribute("role") === "region") {
+        box.removeAttribute("role");
+        box.removeAttribute("aria-label");
+      }
+    }
+  }
+}
+
+let scrollCheck = 0;
+function scheduleScrollCheck() {
+  if (!scrollCheck) scrollCheck = requestAnimationFrame(() => { scrollCheck = 0; syncScrollRegions(); });
+}
+if (typeof document !== "undefined") {
+  document.addEventListener("panel:rendered", scheduleScrollCheck);
+  window.addEventListener("resize", scheduleScrollCheck);
+}
