@@ -328,3 +328,13 @@ def test_asymmetric_clip_disables_epsilon_and_says_why(page: Any, ui: Any) -> No
     # The lab's KL target is off until its checkbox, and says so.
     assert page.is_disabled("#lab-target")
     assert "KL target" in page.text_content("#lab-target-why")
+    # The inspector's threshold slider is off until a batch with rollout_logprobs.
+    assert page.is_disabled("#analyze-threshold")
+    assert "rollout_logprobs" in page.text_content("#analyze-threshold-why")
+    assert "analyze-threshold-why" in page.get_attribute("#analyze-threshold", "aria-describedby")
+    count = ui.rendered("analyze")
+    page.click("#analyze-example")
+    page.click("#analyze-run")
+    ui.wait_for(f"window.__ppo.rendered.analyze > {count}")
+    assert page.is_enabled("#analyze-threshold")
+    assert page.locator("#analyze-threshold-why").is_hidden()
