@@ -338,3 +338,17 @@ def test_asymmetric_clip_disables_epsilon_and_says_why(page: Any, ui: Any) -> No
     ui.wait_for(f"window.__ppo.rendered.analyze > {count}")
     assert page.is_enabled("#analyze-threshold")
     assert page.locator("#analyze-threshold-why").is_hidden()
+
+
+def test_total_loss_axis_holds_while_c1_moves(page: Any, ui: Any) -> None:
+    open_page(page, ui)
+    y = range_of(page, "total-chart", "yaxis")
+    count = ui.rendered("total")
+    page.click("#panel-total button[data-preset='value']")  # c1 0.5 -> 2
+    ui.wait_for(f"window.__ppo.rendered.total > {count}")
+    ui.wait_for("document.getElementById('total-api').href.includes('vf_coef=2')")
+    assert range_of(page, "total-chart", "yaxis") == y  # the value bar grows past the top
+    count = ui.rendered("total")
+    page.click("#total-fit")
+    ui.wait_for(f"window.__ppo.rendered.total > {count}")
+    assert range_of(page, "total-chart", "yaxis")[1] > 2 * y[1]

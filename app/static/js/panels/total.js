@@ -86,4 +86,6 @@ async function update(panel, v) {
   panel.rendered();
 }
 
-export default () => createPanel("total", { presets: PRESETS, update });
+// Fixed axes (panel.js): the loss axis of the first draw stays while c1, c2 or ε move, so a
+// larger coefficient draws a taller bar instead of relabelled ticks ("Fit axes" re-fits).
+export default () => createPanel("total", { presets: PRESETS, update, fixedAxes: ["total-chart"] });
