@@ -1,6 +1,7 @@
 // The clip panel: the clipped objective for A > 0 and A < 0 side by side, with d objective / d r
 // underneath, the trust region shaded, and a marker at a chosen ratio.
 import { apiUrl, getJSON, prefetch } from "../api.js";
+import { dragMarker } from "../drag.js";
 import { createPanel, layout, NARROW_PX, redrawAcrossBreakpoint } from "../panel.js";
 
 const PRESETS = {
@@ -212,5 +213,8 @@ export default () => {
   const panel = createPanel("clip", { presets: PRESETS, update });
   drawLegend(document.getElementById("clip-legend"));
   redrawAcrossBreakpoint(panel, document.getElementById("clip-chart"));
+  // The r marker's line crosses all four subplots: grab it on any of them.
+  dragMarker(document.getElementById("clip-chart"), panel.controls.element("r"),
+    ["xaxis", "xaxis2", "xaxis3", "xaxis4"]);
   return panel;
 };

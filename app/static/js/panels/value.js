@@ -1,6 +1,7 @@
 // The value panel: the value loss against the prediction V, unclipped and clipped around V_old,
 // in the seed's / CleanRL's convention (max of the two errors) and SB3's (clipped error only).
 import { apiUrl, getJSON } from "../api.js";
+import { dragMarker } from "../drag.js";
 import { createPanel, layout } from "../panel.js";
 
 const PRESETS = {
@@ -100,4 +101,10 @@ async function update(panel, v) {
   panel.rendered();
 }
 
-export default () => createPanel("value", { presets: PRESETS, update });
+export default () => {
+  const panel = createPanel("value", { presets: PRESETS, update });
+  for (const id of ["value-chart-max", "value-chart-sb3"]) {
+    dragMarker(document.getElementById(id), panel.controls.element("vV"), ["xaxis"]);
+  }
+  return panel;
+};
