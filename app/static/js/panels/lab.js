@@ -8,6 +8,7 @@
 // and scrubbed: a slider over the iterations shown marks one on every chart with its numbers.
 import { ApiError, getJSON } from "../api.js";
 import { createPanel, layout } from "../panel.js";
+import { colourTerms } from "../terms.js";
 
 const STREAM_PATH = "/api/v1/lab/stream";
 const PRESETS_PATH = "/api/v1/lab/presets";
@@ -693,6 +694,7 @@ async function update(panel, v) {
 
 export default () => {
   const panel = createPanel("lab", { presets: presetValues, update });
+  colourTerms(panel.root, ALGORITHMS.map((a) => ({ name: a.label, color: a.color })));
   $(panel, "#lab-run").addEventListener("click", () => start(panel));
   $(panel, "#lab-stop").addEventListener("click", () => stop(panel));
   $(panel, "#lab-pause").addEventListener("click", () => togglePause(panel));

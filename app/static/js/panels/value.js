@@ -3,6 +3,7 @@
 import { apiUrl, getJSON } from "../api.js";
 import { dragMarker } from "../drag.js";
 import { createPanel, layout } from "../panel.js";
+import { colourTerms } from "../terms.js";
 
 const PRESETS = {
   near: { vR: 0.1, vV: 0.5 },
@@ -12,6 +13,12 @@ const PRESETS = {
 };
 
 const MARGIN = 1.5;
+
+/** The curves by name: the charts and the formula's coloured terms read them (colours dark
+ * enough for text: contrast >= 4.5:1). */
+const UNCLIPPED = { name: "(V − R)² unclipped", color: "#d62728", dash: "dash" };
+const MAX = { name: "max(unclipped, clipped)", color: "#1f4e9c", dash: "solid" };
+const SB3 = { name: "(V_clip − R)² only", color: "#7e57c2", dash: "solid" };
 
 function query(v) {
   const lo = Math.min(v.vR, v.vOld - v.vClip, v.vV) - MARGIN;
@@ -32,12 +39,12 @@ function pointQuery(v) {
     prediction_min: v.vV, prediction_max: v.vV + 1e-9, points: 2 };
 }
 
-function chart(data, at, v, key, title, color) {
+function chart(data, at, v, key, title, curve) {
   const traces = [
-    { x: data.prediction, y: data.unclipped, name: "(V − R)² unclipped", mode: "lines",
-      line: { dash: "dash", color: "#d62728" } },
-    { x: data.prediction, y: data[key], name: key === "clipped_max" ? "max(unclipped, clipped)" : "(V_clip − R)² only",
-      mode: "lines", line: { color, width: 3 } },
+    { x: data.prediction, y: data.unclipped, name: UNCLIPPED.name, mode: "lines",
+      line: { dash: UNCLIPPED.dash, color: UNCLIPPED.color } },
+    { x: data.prediction, y: data[key], name: curve.name,
+      mode: "lines", line: { color: curve.color, dash: curve.dash, width: 3 } },
     { x: [at.prediction[0]], y: [at[key][0]], name: "marker", mode: "markers",
       marker: { size: 11, color: "#1d2433" }, showlegend: false,
       hovertemplate: "V = %{x:.2f}<br>loss %{y:.3f}<extra></extra>" },
@@ -90,8 +97,8 @@ async function update(panel, v) {
     getJSON("/api/v1/value-loss-curve", q),
     getJSON("/api/v1/value-loss-curve", pointQuery(v)),
   ]);
-  const a = chart(data, at, v, "clipped_max", "seed / CleanRL: max of the two errors", "#1f4e9c");
-  const b = chart(data, at, v, "clipped_only", "Stable-Baselines3: clipped error only", "#9467bd");
+  const a = chart(data, at, v, "clipped_max", "seed / CleanRL: max of the two errors", MAX);
+  const b = chart(data, at, v, "clipped_only", "Stable-Baselines3: clipped error only", SB3);
   await Promise.all([
     panel.draw("value-chart-max", a.traces, a.layout),
     panel.draw("value-chart-sb3", b.traces, b.layout),
@@ -103,6 +110,7 @@ async function update(panel, v) {
 
 export default () => {
   const panel = createPanel("value", { presets: PRESETS, update });
+  colourTerms(panel.root, [UNCLIPPED, MAX, SB3]);
   for (const id of ["value-chart-max", "value-chart-sb3"]) {
     dragMarker(document.getElementById(id), panel.controls.element("vV"), ["xaxis"]);
   }
