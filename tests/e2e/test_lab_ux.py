@@ -214,6 +214,9 @@ def test_presets_come_from_the_api(page: Any, ui: Any) -> None:
     ui.wait_all_rendered()
     ui.wait_for("!document.querySelector(\"#panel-lab button[data-preset='high-lr']\").disabled")
     assert len(asked) == 1
+    # Labels name what each preset changes, with the server's values.
+    label = page.text_content("#panel-lab button[data-preset='high-lr']")
+    assert label == "High learning rate (α 150)"
     page.click("#panel-lab button[data-preset='high-lr']")
     ui.wait_for("new URLSearchParams(location.search).get('lLr') === '150'")
     assert page.text_content("#lab-lr-out") == "150"
@@ -224,6 +227,23 @@ def test_presets_come_from_the_api(page: Any, ui: Any) -> None:
     ui.wait_for("new URLSearchParams(location.search).get('lIt') === '5'")
     query = dict(page.evaluate("() => [...new URLSearchParams(location.search)]"))
     assert query == {"lIt": "5", "lSeed": "7"}
+    assert extra.text_content() == "a short run (iterations 5, seed 7)"
+
+
+def test_without_the_presets_the_page_says_so_and_the_server_decides(
+    page: Any, ui: Any, problems: Any
+) -> None:
+    page.route("**/api/v1/lab/presets", lambda route: route.fulfill(status=503, json={}))
+    problems.allowed_statuses.add(503)
+    page.goto(page.base + "/?lIt=500&lEp=16&lBs=512")
+    ui.wait_all_rendered()
+    ui.wait_for("document.getElementById('lab-budget').textContent.includes('unknown')")
+    assert "the server checks it on Run" in page.text_content("#lab-budget")
+    assert page.is_enabled("#lab-run")
+    assert page.is_disabled("#panel-lab button[data-preset='high-lr']")
+    assert page.is_enabled("#panel-lab button[data-preset='reset']")
+    # Expected: the browser logs the refused GET.
+    problems.items[:] = [p for p in problems.items if "503" not in p]
 
 
 def test_a_refused_run_is_explained_beside_run_and_old_results_go(

@@ -26,6 +26,12 @@ const PRESET_BUTTONS = {
   "with KL penalty": "kl",
 };
 
+// How a preset's label names the knobs it changes from "default" (the values are the server's).
+const KNOB_SYMBOLS = {
+  iterations: "iterations", lr: "α", epochs: "K", batch_size: "batch", clip_ratio: "ε",
+  entropy_coef: "c₂", kl_coef: "β", target_kl: "KL target", seed: "seed", seq_len: "words",
+};
+
 const ALGORITHMS = [
   { name: "pg", key: "lPg", label: "PG", color: "#d62728" },
   { name: "ppo", key: "lPpo", label: "PPO", color: "#1f4e9c" },
@@ -483,7 +489,9 @@ function onScrub(panel) {
 function finish(panel, r, state, message) {
   if (r.state !== "running") return;
   r.state = state;
-  r.source.close();
+  // After `done` the server ends the response itself: closing now could abort its last bytes
+  // (the browser logs that as a failed request); the `error` event that follows closes it.
+  if (state !== "done") r.source.close();
   r.want = 0;
   syncButtons(panel);
   r.drawn = r.drawn.then(() => flush(panel, r)).then(() => {
@@ -586,7 +594,10 @@ function start(panel) {
   });
   source.addEventListener("done", () => finish(panel, r, "done"));
   source.addEventListener("error", async (event) => {
-    if (r.state !== "running") return;
+    if (r.state !== "running") {
+      source.close(); // the end of a finished stream: never reconnect (that would run again)
+      return;
+    }
     // The server's own `error` event carries a message; a bare Event is a failed connection,
     // which EventSource would retry by starting the run again: close it instead.
     if (event instanceof MessageEvent && event.data) {
@@ -618,6 +629,25 @@ function stop(panel) {
 
 // ---- presets from the server -------------------------------------------------------------
 
+/** Append to a preset button's label the knobs it changes from the default, as the server
+ * sets them: "High learning rate (α 100)". */
+function labelChanges(button, knobs, base) {
+  const changes = Object.keys(knobs)
+    .filter((k) => knobs[k] !== base[k])
+    .map((k) => `${KNOB_SYMBOLS[k] || k} ${knobs[k] === null ? "off" : knobs[k]}`);
+  let note = button.querySelector(".preset-values");
+  if (!changes.length) {
+    if (note) note.remove();
+    return;
+  }
+  if (!note) {
+    note = document.createElement("span");
+    note.className = "preset-values";
+    button.append(" ", note);
+  }
+  note.textContent = `(${changes.join(", ")})`;
+}
+
 /** Fill the preset buttons from GET /lab/presets; buttons wait (disabled) until it answers. */
 async function loadPresets(panel) {
   const group = panel.root.querySelector(".presets");
@@ -646,7 +676,10 @@ async function loadPresets(panel) {
     extra.addEventListener("click", () => panel.controls.apply(presetValues[name]));
     group.insertBefore(extra, group.querySelector("button.reset"));
   }
+  const names = Object.fromEntries(Object.entries(PRESET_BUTTONS).map(([api, page]) => [page, api]));
   for (const b of buttons()) {
+    const knobs = server.presets[names[b.dataset.preset] || b.dataset.preset];
+    if (knobs) labelChanges(b, knobs, server.presets.default);
     const known = b.dataset.preset in presetValues;
     b.disabled = !known;
     b.title = known ? "" : "The server has no such preset.";
