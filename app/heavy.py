@@ -208,7 +208,10 @@ class HeavyRunner:
         temporary file rather than pickled down the pool's pipe (a 170 MB upload: 0.05 s
         against 0.4 s); the file is deleted when the job ends."""
         self.check_capacity()
-        fd, path = tempfile.mkstemp(prefix="ppo-explorer-", suffix=".upload")
+        try:
+            fd, path = tempfile.mkstemp(prefix="ppo-explorer-", suffix=".upload")
+        except OSError:  # no writable temporary directory: down the pipe, slower but served
+            return await self.in_process(fn, bytes(data), *args)
         try:
             await asyncio.to_thread(_write_all, fd, data)
             return await self.in_process(_call_with_file, path, fn, *args)

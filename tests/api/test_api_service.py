@@ -401,3 +401,9 @@ def test_data_handed_to_a_worker_through_a_file_that_is_then_deleted(
     with pytest.raises(ValueError, match="invalid literal"):  # the worker's error, raised here
         limited.portal.call(heavy.in_process_with_data, int, b"not a number")  # type: ignore[union-attr]
     assert list(tmp_path.iterdir()) == []
+
+    def no_temporary_directory(*args: object, **kwargs: object) -> None:
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", no_temporary_directory)  # the pipe, then
+    assert limited.portal.call(heavy.in_process_with_data, len, data) == len(data)  # type: ignore[union-attr]

@@ -36,10 +36,6 @@ from ppo_core.lab import (
     VOCAB,
     LabConfig,
     LabSeries,
-    _Lab,
-    _logit_table,
-    _per_word,
-    _state_marginals,
     decode,
     initial_logits,
     is_checkpoint,
@@ -47,6 +43,8 @@ from ppo_core.lab import (
     reward,
     run_lab,
 )
+from ppo_core.lab.inference import logit_table, per_word, state_marginals
+from ppo_core.lab.trainer import LabTrainer
 from ppo_core.policy import policy_loss
 
 DEFAULT = PRESETS["default"]
@@ -132,13 +130,13 @@ def test_reward_hand_computed() -> None:
 @pytest.mark.parametrize("algorithm", ["pg", "ppo"])
 def test_the_losses_are_policy_loss_and_its_unclipped_surrogate(algorithm: str) -> None:
     config = dataclasses.replace(DEFAULT, entropy_coef=0.0, clip_ratio=0.1)
-    lab = _Lab(config, (algorithm,))  # type: ignore[arg-type]
+    lab = LabTrainer(config, (algorithm,))  # type: ignore[arg-type]
     _, _, batch = lab._rollout(lab.table)
     with torch.no_grad():  # move the policy away from the one that sampled
         lab.bigram += 0.5 * torch.randn(
             lab.bigram.shape, generator=torch.Generator().manual_seed(0)
         )
-    table = _logit_table(lab.bigram, lab.position)
+    table = logit_table(lab.bigram, lab.position)
     loss, logp = lab._loss(batch, table, kl_coef=0.0)
     loss = loss.detach()
     reference = policy_loss(
@@ -160,10 +158,8 @@ def test_exact_per_word_kl_and_entropy_match_brute_force_enumeration() -> None:
     """seq_len 4: enumerate all 16^4 sentences and compare sequence-level KL and entropy."""
     seq_len = 4
     gen = torch.Generator().manual_seed(7)
-    table_p = _logit_table(*initial_logits(0, seq_len)) + torch.randn(
-        seq_len, 17, 16, generator=gen
-    )
-    table_q = _logit_table(*initial_logits(1, seq_len))
+    table_p = logit_table(*initial_logits(0, seq_len)) + torch.randn(seq_len, 17, 16, generator=gen)
+    table_q = logit_table(*initial_logits(1, seq_len))
 
     def sequence_logp(table: torch.Tensor, seqs: torch.Tensor) -> torch.Tensor:
         prev = torch.cat([torch.full_like(seqs[:, :1], len(VOCAB)), seqs[:, :-1]], dim=1)
@@ -176,10 +172,10 @@ def test_exact_per_word_kl_and_entropy_match_brute_force_enumeration() -> None:
     brute_kl = float((lp.exp() * (lp - lq)).sum()) / seq_len
     brute_entropy = float(-(lp.exp() * lp).sum()) / seq_len
 
-    marginals = _state_marginals(table_p)
-    exact_kl = float(_per_word(categorical_kl(table_p, table_q), marginals))
+    marginals = state_marginals(table_p)
+    exact_kl = float(per_word(categorical_kl(table_p, table_q), marginals))
     per_state_entropy = -(torch.softmax(table_p, -1) * torch.log_softmax(table_p, -1)).sum(-1)
-    exact_entropy = float(_per_word(per_state_entropy, marginals))
+    exact_entropy = float(per_word(per_state_entropy, marginals))
     assert exact_kl == pytest.approx(brute_kl, rel=1e-4)
     assert exact_entropy == pytest.approx(brute_entropy, rel=1e-4)
 

@@ -1,21 +1,39 @@
-"""The Dockerfile lints clean and keeps the production promises; deploy manifests are sound.
+"""The Dockerfile lints clean and does what it promises; deploy manifests are sound.
 
-No Docker engine runs here, so the image itself is not built in tests: hadolint checks the
-Dockerfile, and these tests pin what the README promises about the image.
+No Docker engine runs here. Instead the Dockerfile is carried out as far as a test can
+(tests/deploy/dockerfile_support.py): its build context computed by docker's own .dockerignore
+matcher, its build stage run on that context to make the wheel, and the runtime stage's
+install, ENV, USER, CMD, HEALTHCHECK and STOPSIGNAL used to start and stop the server.
 """
 
 from __future__ import annotations
 
+import os
+import shlex
 import shutil
+import signal
+import socket
+import string
 import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
+import torch
 import yaml
+from dockerfile_support import args, context, env, exec_form, healthcheck, stages
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCKERFILE = (ROOT / "Dockerfile").read_text()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _hadolint() -> str:
@@ -44,51 +62,119 @@ def test_hadolint_would_catch_a_bad_dockerfile(tmp_path: Path) -> None:
     assert "DL3007" in result.stdout  # :latest tag
 
 
-def _stage(name: str) -> str:
-    """The Dockerfile's text from ``FROM ... AS name`` to the next ``FROM``."""
-    start = DOCKERFILE.index(f"AS {name}")
-    end = DOCKERFILE.find("\nFROM ", start)
-    return DOCKERFILE[start : None if end < 0 else end]
-
-
-def test_dockerfile_production_settings() -> None:
-    runtime = _stage("runtime")
-    assert DOCKERFILE.count("FROM python:3.11-slim") == 2  # build and runtime, both slim
-    assert "ARG TORCH_VERSION=" in runtime
-    assert "ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in runtime
-    assert '--index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"' in runtime
-    user_lines = [line for line in runtime.splitlines() if line.startswith("USER ")]
-    assert user_lines and user_lines[-1].split()[1].split(":")[0] not in ("0", "root")
-    assert "HEALTHCHECK" in runtime and "/healthz" in runtime
-    assert "curl" not in DOCKERFILE and "wget" not in DOCKERFILE  # no extra tools for the probe
-    assert 'CMD ["ppo-explorer"]' in runtime
-    assert "PPO_EXPLORER_HOST=0.0.0.0" in runtime
-    # The runtime installs the built wheel, not the source tree (no editable install, no
-    # COPY of the source), after torch, which caches in its own layer.
-    assert "pip wheel --no-deps --wheel-dir /wheels ." in _stage("build")
-    assert "COPY --from=build /wheels /wheels" in runtime
-    assert "pip install /wheels/*.whl" in runtime
-    assert " -e " not in DOCKERFILE and "COPY app" not in runtime
-    assert runtime.index('"torch==${TORCH_VERSION}"') < runtime.index("pip install /wheels")
-
-
-def test_dockerignore_keeps_context_small() -> None:
-    lines = [
-        line.strip()
-        for line in (ROOT / ".dockerignore").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
-    assert lines[0] == "*", "deny everything first, then allow what the image needs"
-    allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    assert allowed == {"pyproject.toml", "README.md", "app", "ppo_core"}
-    sources = {
-        token.lstrip("./")
-        for line in DOCKERFILE.splitlines()
-        if line.startswith("COPY") and "--from" not in line
-        for token in line.split()[1:-1]
-        if not token.startswith("--")
+def test_the_build_context_is_small_and_holds_only_the_sources() -> None:
+    files = context()
+    rel = [p.relative_to(ROOT) for p in files]
+    assert {p.parts[0] for p in rel} == {
+        ".dockerignore",
+        "Dockerfile",
+        "pyproject.toml",
+        "README.md",
+        "app",
+        "ppo_core",
     }
-    assert sources == allowed  # everything copied is in the context, and nothing more is
+    assert not any("__pycache__" in p.parts or p.suffix == ".pyc" for p in rel)
+    assert sum(p.stat().st_size for p in files) < 4_000_000  # no venv, .git, tests or data
+
+
+def test_the_runtime_installs_the_tested_cpu_torch_then_the_wheel() -> None:
+    build, runtime = stages()["build"], stages()["runtime"]
+    assert build.base == runtime.base == "python:3.11-slim"
+    arg = args(runtime)
+    makefile = (ROOT / "Makefile").read_text()
+    assert f"TORCH_VERSION ?= {arg['TORCH_VERSION']}" in makefile  # the version the tests use
+    assert torch.__version__.split("+")[0] == arg["TORCH_VERSION"]
+    assert arg["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
+    runs = [shlex.split(string.Template(v).substitute(arg)) for v in runtime.values("RUN")]
+    torch_run = next(i for i, argv in enumerate(runs) if f"torch=={arg['TORCH_VERSION']}" in argv)
+    assert runs[torch_run] == [
+        "pip", "install", "--index-url", arg["TORCH_INDEX_URL"], f"torch=={arg['TORCH_VERSION']}"
+    ]  # fmt: skip
+    # Then only the wheel from the build stage (no source tree, no editable install), removed
+    # once installed.
+    assert runtime.values("COPY") == ["--from=build /wheels /wheels"]
+    wheel_run = next(i for i, argv in enumerate(runs) if "/wheels/*.whl" in argv)
+    assert torch_run < wheel_run
+    assert runs[wheel_run] == ["pip", "install", "/wheels/*.whl", "&&", "rm", "-rf", "/wheels"]
+
+
+def _run_as(user: str) -> tuple[Callable[[], None] | None, str]:
+    """A ``preexec_fn`` switching to the image's USER when this test runs as root and that
+    user can run this Python; else None and why."""
+    if os.geteuid() != 0:
+        return None, "not root: the server runs as the current user"
+    uid, _, gid = user.partition(":")
+
+    def switch() -> None:
+        os.setgid(int(gid or uid))
+        os.setuid(int(uid))
+
+    try:
+        subprocess.run([sys.executable, "-c", "pass"], preexec_fn=switch, check=True)
+    except (OSError, subprocess.CalledProcessError):  # e.g. the venv sits under /root
+        return None, f"uid {uid} cannot run {sys.executable}"
+    return switch, f"uid {uid}"
+
+
+def test_the_image_command_serves_as_its_user_and_passes_its_healthcheck(
+    built_wheel: Path,
+) -> None:
+    runtime = stages()["runtime"]
+    # RUN pip install /wheels/*.whl (the dependencies are this environment's), readable by
+    # the image's user.
+    site = Path(tempfile.mkdtemp(prefix="ppo-image-"))
+    try:
+        site.chmod(0o755)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target",
+             str(site), str(built_wheel)],
+            check=True,
+        )  # fmt: skip
+        for path in site.rglob("*"):
+            path.chmod(0o755 if path.is_dir() or path.parent.name == "bin" else 0o644)
+        environment = {
+            **{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+            **env(runtime),
+            "PYTHONPATH": str(site),
+            "PATH": f"{site / 'bin'}:{Path(sys.executable).parent}:{os.environ['PATH']}",
+        }
+        (expose,) = runtime.values("EXPOSE")
+        assert environment["PPO_EXPLORER_PORT"] == expose == "8000"
+        environment["PPO_EXPLORER_PORT"] = str(_free_port())  # 8000 may be taken here
+        probe = healthcheck(runtime)
+        assert subprocess.run(probe, env=environment, capture_output=True).returncode != 0
+
+        (user,) = runtime.values("USER")
+        preexec, who = _run_as(user)
+        command = exec_form(runtime.values("CMD")[-1])
+        assert command == ["ppo-explorer"]
+        proc = subprocess.Popen(
+            command, env=environment, cwd=site, preexec_fn=preexec,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 90
+            while subprocess.run(probe, env=environment, capture_output=True).returncode != 0:
+                assert proc.poll() is None, proc.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "the healthcheck never passed"
+                time.sleep(0.5)
+            port = environment["PPO_EXPLORER_PORT"]
+            page = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+            assert page.status_code == 200 and "PPO" in page.text
+            if preexec is not None:
+                status = Path(f"/proc/{proc.pid}/status").read_text()
+                uid_line = next(x for x in status.splitlines() if x.startswith("Uid:"))
+                assert uid_line.split()[1] == user.partition(":")[0], (who, uid_line)
+            (signal_name,) = runtime.values("STOPSIGNAL")
+            proc.send_signal(getattr(signal, signal_name))
+            _, err = proc.communicate(timeout=30)
+            assert "leaked semaphore" not in err.decode(), err.decode()[-2000:]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    finally:
+        shutil.rmtree(site, ignore_errors=True)
 
 
 def test_compose_has_healthcheck_and_limits() -> None:

@@ -5,7 +5,6 @@ installed (no path into a source checkout)."""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -26,22 +25,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel built from this checkout, installed (not editable) into a fresh directory."""
+def installed(tmp_path_factory: pytest.TempPathFactory, built_wheel: Path) -> Path:
+    """The wheel built from this checkout (as the Dockerfile builds it), installed (not
+    editable) into a fresh directory outside the repository."""
     out = tmp_path_factory.mktemp("wheel")
-    # Build from a copy of what the sdist holds, so the checkout gets no build/ or egg-info.
-    source = out / "source"
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("app", "ppo_core"):
-        shutil.copytree(ROOT / name, source / name, ignore=ignore)
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, source / name)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-         "--wheel-dir", str(out / "dist"), str(source)],
-        check=True, cwd=out, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
-    )  # fmt: skip
-    (wheel,) = (out / "dist").glob("ppo_explorer-*.whl")
+    wheel = built_wheel
     names = set(zipfile.ZipFile(wheel).namelist())
     for member in (
         "app/templates/index.html",
@@ -49,6 +37,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "app/static/js/main.js",
         "app/static/css/app.css",
         "ppo_core/policy.py",
+        "ppo_core/lab/trainer.py",
     ):
         assert member in names, member
     assert not any(name.startswith(("tests/", "benchmarks/")) for name in names)
