@@ -153,7 +153,8 @@ function drawEmpty(panel, algorithms, iterations) {
 }
 
 function setStatus(panel, text) {
-  $(panel, "#lab-status").textContent = text;
+  const status = $(panel, "#lab-status");
+  if (status.textContent !== text) status.textContent = text; // a live region: say news only
 }
 
 // ---- the budget and the errors, next to the Run button ----------------------------------
@@ -358,7 +359,7 @@ function reveal(panel, r, upTo) {
 function describe(panel, r) {
   if (r.state === "running") {
     setStatus(panel, r.paused
-      ? `Paused at ${r.shown} of ${plural(r.iterations, "iteration")} (${r.received} received; the run goes on).`
+      ? `Paused at ${r.shown} of ${plural(r.iterations, "iteration")}: the run goes on; Step shows one more, Resume the rest.`
       : `Training ${r.algorithms.join(", ")} for ${plural(r.iterations, "iteration")}…`);
     return;
   }
