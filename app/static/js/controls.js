@@ -110,13 +110,15 @@ export function bindControls(root, onChange, presets = {}) {
   const binding = { byKey, receive };
 
   /** aria-pressed on each preset button (not Reset, an action): true when every control of the
-   * panel holds what that preset would set (its values, the rest at their defaults). */
+   * panel holds what that preset would set (its values, the rest at their defaults). Buttons
+   * and presets may arrive later (the lab reads its presets from the API): both are read now,
+   * and a preset not known yet is not pressed. */
   function syncPressed() {
-    for (const button of presetButtons) {
+    for (const button of root.querySelectorAll("button.preset")) {
       const name = button.dataset.preset;
       if (name === "reset") continue;
-      const values = presets[name] || {};
-      const on = inputs.every((el) =>
+      const values = presets[name];
+      const on = values !== undefined && inputs.every((el) =>
         rawOf(el) === (el.dataset.key in values ? normalised(el, values[el.dataset.key]) : el.dataset.default));
       button.setAttribute("aria-pressed", String(on));
     }
@@ -172,7 +174,6 @@ export function bindControls(root, onChange, presets = {}) {
       changes[el.dataset.key] = rawOf(el) === el.dataset.default ? null : rawOf(el);
     }
     state.update(changes);
-    syncPressed();
     onChange();
     for (const el of moved) share(el);
   }
@@ -182,8 +183,7 @@ export function bindControls(root, onChange, presets = {}) {
     el.addEventListener(live ? "input" : "change", () => {
       show(el);
       record(el, live);
-      syncPressed();
-      onChange();
+      onChange(); // the panel's refresh, which also syncs the presets' aria-pressed
       share(el, !live);
     });
     if (live) {
@@ -205,6 +205,8 @@ export function bindControls(root, onChange, presets = {}) {
   return {
     restore,
     apply,
+    /** Re-read which preset is active (after presets or preset buttons arrive). */
+    syncPressed,
     /** Turn the control of `key` on or off, saying why when off (see setEnabled). */
     setEnabled: (key, enabled, reason) => setEnabled(byKey.get(key), enabled, reason),
     values() {

@@ -230,7 +230,10 @@ export function createPanel(id, { presets = {}, update, fixedAxes = [] }) {
     root.classList.add("panel-stale");
     bringIntoView(errorLine);
   });
-  panel.refresh = () => schedule(panel.controls.values());
+  panel.refresh = () => {
+    panel.controls.syncPressed();
+    schedule(panel.controls.values());
+  };
   panel.controls = bindControls(root, panel.refresh, presets);
   for (const button of root.querySelectorAll("button.fit-axes")) {
     button.addEventListener("click", () => panel.fitAxes());

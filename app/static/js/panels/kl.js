@@ -3,6 +3,7 @@
 // and the expected gradient of each estimator used as a loss against the true gradient.
 import { apiUrl, getJSON } from "../api.js";
 import { createPanel, layout } from "../panel.js";
+import { colourTerms } from "../terms.js";
 
 const PRESETS = {
   close: { kD: 0.5 },
@@ -13,8 +14,9 @@ const PRESETS = {
 };
 
 const STEPS = 41;
-const COLORS = { k1: "#d62728", k2: "#ff7f0e", k3: "#1f4e9c" };
-const BAND = { k1: "rgba(214,39,40,0.12)", k2: "rgba(255,127,14,0.14)", k3: "rgba(31,78,156,0.16)" };
+// Dark enough for the formula's coloured terms (text contrast >= 4.5:1).
+const COLORS = { k1: "#d62728", k2: "#b45309", k3: "#1f4e9c" };
+const BAND = { k1: "rgba(214,39,40,0.12)", k2: "rgba(180,83,9,0.14)", k3: "rgba(31,78,156,0.16)" };
 const ESTIMATORS = ["k1", "k2", "k3"];
 
 function query(v) {
@@ -143,6 +145,13 @@ async function update(panel, v) {
 
 // Fixed axes (panel.js): more samples, another seed or a larger drift keep the charts' ranges
 // until "Fit axes", so the estimators' noise is compared on one scale.
-export default () => createPanel("kl", {
-  presets: PRESETS, update, fixedAxes: ["kl-chart-mean", "kl-chart-std", "kl-chart-grad"],
-});
+export default () => {
+  const panel = createPanel("kl", {
+    presets: PRESETS, update, fixedAxes: ["kl-chart-mean", "kl-chart-std", "kl-chart-grad"],
+  });
+  // The estimators' formulas name the mean chart's curves, their gradients the gradient chart's.
+  colourTerms(panel.root, ESTIMATORS.flatMap((k) => [
+    { name: `${k} mean`, color: COLORS[k] }, { name: k, color: COLORS[k] },
+  ]));
+  return panel;
+};
