@@ -2,86 +2,26 @@
 // streamed one iteration at a time over server-sent events; the curves fill in live.
 // Nothing runs until the Run button is pressed: the page load only draws empty charts.
 //
-// The presets and the work budget come from the server (GET /api/v1/lab/presets, which reads
-// ppo_core.lab.PRESETS): the page says before Run whether a run is too large. A run can be
-// paused (the stream goes on; its iterations wait in memory), stepped one iteration at a time,
-// and scrubbed: a slider over the iterations shown marks one on every chart with its numbers.
-import { ApiError, getJSON } from "../api.js";
-import { createPanel, layout } from "../panel.js";
+// The presets and the work budget come from the server (./lab/presets.js): the page says
+// before Run whether a run is too large. A run can be paused (the stream goes on; its
+// iterations wait in memory), stepped one iteration at a time, and scrubbed: a slider over the
+// iterations shown marks one on every chart (./lab/charts.js) with its numbers and samples
+// (./lab/readouts.js).
+import { ApiError } from "../api.js";
+import { createPanel } from "../panel.js";
 import { colourTerms } from "../terms.js";
+import { ALGORITHMS, drawEmpty, extendCharts, markIteration } from "./lab/charts.js";
+import { budget, KNOB_KEYS, loadPresets, presetValues } from "./lab/presets.js";
+import { addSamples, atIteration, observed, plural, resetSamples, sampleAt } from "./lab/readouts.js";
 
 const STREAM_PATH = "/api/v1/lab/stream";
-const PRESETS_PATH = "/api/v1/lab/presets";
-
-// The one map between the API's knob names and the page's controls (URL keys). `target_kl`
-// is also the checkbox lTgt: null (no target, β fixed) is the checkbox off. ε and c₂ are the
-// page's shared keys (eps, ent: one state with the clip and total-loss panels).
-const KNOB_KEYS = {
-  iterations: "lIt", lr: "lLr", epochs: "lEp", batch_size: "lBs", clip_ratio: "eps",
-  entropy_coef: "ent", kl_coef: "lKl", target_kl: "lTkl", seed: "lSeed",
-};
-// The API's preset names -> the page's preset buttons (data-preset). A preset the page has no
-// button for gets one, labelled with its API name.
-const PRESET_BUTTONS = {
-  default: "default", "high learning rate": "high-lr", "no entropy bonus": "no-ent",
-  "with KL penalty": "kl",
-};
-
-// How a preset's label names the knobs it changes from "default" (the values are the server's).
-const KNOB_SYMBOLS = {
-  iterations: "iterations", lr: "α", epochs: "K", batch_size: "batch", clip_ratio: "ε",
-  entropy_coef: "c₂", kl_coef: "β", target_kl: "KL target", seed: "seed", seq_len: "words",
-};
-
-const ALGORITHMS = [
-  { name: "pg", key: "lPg", label: "PG", color: "#d62728" },
-  { name: "ppo", key: "lPpo", label: "PPO", color: "#1f4e9c" },
-  { name: "ppo-kl", key: "lPkl", label: "PPO + KL", color: "#1a7f37" },
-];
-const BY_NAME = Object.fromEntries(ALGORITHMS.map((a) => [a.name, a]));
-
-const CHARTS = [
-  { id: "lab-chart-reward", metric: "reward", title: "Mean reward", y: "reward", label: "Reward" },
-  { id: "lab-chart-kl-old", metric: "kl_old", title: "KL per update (new ‖ old), log axis",
-    y: "nats per word", log: true, label: "KL per update" },
-  { id: "lab-chart-kl-ref", metric: "kl_ref", title: "KL to the reference", y: "nats per word",
-    label: "KL to reference" },
-  { id: "lab-chart-entropy", metric: "entropy", title: "Entropy", y: "nats per word", label: "Entropy" },
-  { id: "lab-chart-clip", metric: "clip_fraction", title: "Clip fraction (pg: where PPO would clip)",
-    y: "share of words", range: [0, 1], label: "Clip fraction" },
-];
 
 /** The run in progress or the last one (see start()); { state: "idle" } before any. */
 let run = null;
-/** What GET /lab/presets answered: { presets, limits, max_work, work }; null until then. */
-let server = null;
-/** Why the presets could not be read (the budget is then unknown). */
-let serverError = null;
-/** Page button name -> control values, filled from the server; bindControls reads it on click. */
-const presetValues = {};
-
 const $ = (panel, selector) => panel.root.querySelector(selector);
 
 function chosen(v) {
   return ALGORITHMS.filter((a) => v[a.key]).map((a) => a.name);
-}
-
-/** A preset's knobs as control values (API names mapped to the page's keys). */
-function controlValues(knobs) {
-  const out = {};
-  for (const [knob, key] of Object.entries(KNOB_KEYS)) {
-    if (knob in knobs && knobs[knob] !== null) out[key] = knobs[knob];
-  }
-  out.lTgt = knobs.target_kl !== null && knobs.target_kl !== undefined;
-  return out;
-}
-
-/** The work units of a run: iterations x epochs x batch_size x seq_len x algorithms. The page
- * has no seq_len control, so the server takes the default preset's: so does this. */
-function workOf(v) {
-  if (!server) return null;
-  const seqLen = server.presets.default.seq_len;
-  return v.lIt * v.lEp * v.lBs * seqLen * chosen(v).length;
 }
 
 function millions(n) {
@@ -92,10 +32,10 @@ function millions(n) {
 function problem(v) {
   if (chosen(v).length === 0) return "Pick at least one algorithm to train.";
   if (v.lTgt && v.lKl <= 0) return "A KL target needs a KL coef β above 0 (β adapts from it).";
-  const work = workOf(v);
-  if (work !== null && work > server.max_work) {
-    return `Too large for this server: ${millions(work)} work units, the limit is ` +
-      `${millions(server.max_work)}. Lower the iterations, epochs, batch size or algorithms.`;
+  const b = budget(v, chosen(v));
+  if (b.over) {
+    return `Too large for this server: ${millions(b.work)} work units, the limit is ` +
+      `${millions(b.max)}. Lower the iterations, epochs, batch size or algorithms.`;
   }
   return null;
 }
@@ -110,49 +50,6 @@ function streamUrl(v) {
   return `${STREAM_PATH}?${query}`;
 }
 
-function escapeHtml(text) {
-  return String(text).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
-}
-
-function plural(n, word) {
-  return `${n} ${word}${n === 1 ? "" : "s"}`;
-}
-
-function fmt(x, digits = 3) {
-  if (!Number.isFinite(x)) return "—";
-  if (x !== 0 && Math.abs(x) < 10 ** -digits) return x.toExponential(1);
-  return x.toFixed(digits);
-}
-
-function chartLayout(chart, iterations) {
-  const yaxis = { title: { text: chart.y } };
-  if (chart.log) {
-    yaxis.type = "log";
-    yaxis.exponentformat = "power";
-  }
-  if (chart.range) yaxis.range = chart.range;
-  return layout({
-    title: { text: chart.title, font: { size: 14 } },
-    xaxis: { title: { text: "iteration" }, range: [0, Math.max(iterations - 1, 1)] },
-    yaxis,
-    height: 300,
-    margin: { l: 56, r: 12, t: 36, b: 40 },
-    legend: { orientation: "h", y: -0.28 },
-  });
-}
-
-function emptyTraces(algorithms) {
-  return algorithms.map((name) => ({
-    x: [], y: [], mode: "lines", name: BY_NAME[name].label,
-    line: { color: BY_NAME[name].color, width: 2 },
-    hovertemplate: `it %{x}: %{y:.4g}<extra>${BY_NAME[name].label}</extra>`,
-  }));
-}
-
-function drawEmpty(panel, algorithms, iterations) {
-  return Promise.all(CHARTS.map((c) => panel.draw(c.id, emptyTraces(algorithms), chartLayout(c, iterations))));
-}
-
 function setStatus(panel, text) {
   const status = $(panel, "#lab-status");
   if (status.textContent !== text) status.textContent = text; // a live region: say news only
@@ -162,26 +59,23 @@ function setStatus(panel, text) {
 
 function showBudget(panel, v) {
   const line = $(panel, "#lab-budget");
-  const work = workOf(v);
-  if (work === null) {
-    line.classList.remove("over");
+  const b = budget(v, chosen(v));
+  line.classList.toggle("over", b.over);
+  if (b.work === null) {
     delete line.dataset.work;
-    line.textContent = serverError
-      ? `Work budget unknown (${serverError}); the server checks it on Run.`
+    line.textContent = b.failure
+      ? `Work budget unknown (${b.failure}); the server checks it on Run.`
       : "Work budget: reading the server's limit…";
     return;
   }
-  const over = work > server.max_work;
-  line.classList.toggle("over", over);
-  line.dataset.work = String(work);
-  line.dataset.max = String(server.max_work);
-  const seqLen = server.presets.default.seq_len;
-  const terms = `${v.lIt} it × ${v.lEp} epochs × ${v.lBs} × ${seqLen} words × ` +
+  line.dataset.work = String(b.work);
+  line.dataset.max = String(b.max);
+  const terms = `${v.lIt} it × ${v.lEp} epochs × ${v.lBs} × ${b.seqLen} words × ` +
     `${plural(chosen(v).length, "algorithm")}`;
-  line.textContent = over
-    ? `Over budget: ${millions(work)} work units (${terms}) against this server's ` +
-      `${millions(server.max_work)}. Run is off until it fits: lower the iterations, epochs, batch size or algorithms.`
-    : `Work: ${millions(work)} of ${millions(server.max_work)} (${terms}).`;
+  line.textContent = b.over
+    ? `Over budget: ${millions(b.work)} work units (${terms}) against this server's ` +
+      `${millions(b.max)}. Run is off until it fits: lower the iterations, epochs, batch size or algorithms.`
+    : `Work: ${millions(b.work)} of ${millions(b.max)} (${terms}).`;
 }
 
 /** An error (or a problem with the knobs) right beside Run, where the eye is. */
@@ -233,87 +127,6 @@ function syncButtons(panel) {
   panel.root.dataset.labShown = String(r ? r.shown : 0);
 }
 
-// ---- the "observed in this run" readout, from the iterations shown --------------------------
-
-function observed(r) {
-  const n = r.shown;
-  if (n === 0) return "<p>No iteration finished yet.</p>";
-  const rows = r.algorithms.map((name) => {
-    const s = r.series[name];
-    let peak = 0;
-    for (let i = 1; i < s.kl_old.length; i += 1) if (s.kl_old[i] > s.kl_old[peak]) peak = i;
-    const halved = s.entropy.findIndex((h) => h < s.entropy[0] / 2);
-    const last = s.reward.length - 1;
-    return `<tr data-alg="${name}"><th scope="row"><span class="lab-swatch lab-c-${name}"></span>${BY_NAME[name].label}</th>` +
-      `<td data-label="Largest update KL">${fmt(s.kl_old[peak], 4)} <small>(it ${peak})</small></td>` +
-      `<td data-label="Final reward">${fmt(s.reward[last])}</td>` +
-      `<td data-label="Final entropy">${fmt(s.entropy[last])}</td>` +
-      `<td data-label="Entropy halved at">${halved < 0 ? "not yet" : `it ${halved}`}</td>` +
-      `<td data-label="Final KL to reference">${fmt(s.kl_ref[last])}</td></tr>`;
-  });
-  let ratio = "";
-  if (r.series.pg && r.series.ppo) {
-    const pg = Math.max(...r.series.pg.kl_old);
-    const ppo = Math.max(...r.series.ppo.kl_old);
-    if (ppo > 0) {
-      ratio = `<p class="lab-ratio">Largest update KL, PG ÷ PPO: <strong>${fmt(pg / ppo, 1)}×</strong> ` +
-        `(${fmt(pg, 4)} vs ${fmt(ppo, 4)} nats per word).</p>`;
-    }
-  }
-  const where = r.state === "done" && n === r.iterations
-    ? `all ${plural(n, "iteration")}` : `${n} of ${plural(r.iterations, "iteration")}`;
-  return `<p><strong>Observed in this run</strong> (${where}, ${r.stale ? "settings since changed" : "current settings"}):</p>` +
-    ratio +
-    `<div class="table-wrap"><table id="lab-observed-table"><thead><tr><th scope="col">Algorithm</th>` +
-    "<th scope=\"col\">Largest update KL</th><th scope=\"col\">Final reward</th><th scope=\"col\">Final entropy</th>" +
-    "<th scope=\"col\">Entropy halved at</th><th scope=\"col\">Final KL to reference</th></tr></thead>" +
-    `<tbody>${rows.join("")}</tbody></table></div>`;
-}
-
-// ---- samples ---------------------------------------------------------------------------------
-
-function resetSamples(panel, algorithms) {
-  const box = $(panel, "#lab-samples");
-  box.replaceChildren();
-  for (const name of algorithms) {
-    const column = document.createElement("div");
-    column.className = "lab-sample-col";
-    column.dataset.alg = name;
-    const heading = document.createElement("h4");
-    heading.textContent = BY_NAME[name].label;
-    heading.className = `lab-c-${name}`;
-    const list = document.createElement("ol");
-    list.className = "lab-sample-list";
-    list.reversed = true;
-    list.tabIndex = 0; // scrolls: reachable by keyboard
-    list.setAttribute("aria-label", `${BY_NAME[name].label}: sample sentences, newest first`);
-    column.append(heading, list);
-    box.append(column);
-  }
-}
-
-function addSamples(panel, iteration, metrics) {
-  for (const [name, m] of Object.entries(metrics)) {
-    if (!m.samples || m.samples.length === 0) continue;
-    const list = panel.root.querySelector(`.lab-sample-col[data-alg="${name}"] ol`);
-    if (!list) continue;
-    const item = document.createElement("li");
-    item.value = iteration;
-    item.dataset.iteration = String(iteration);
-    const at = document.createElement("span");
-    at.className = "lab-it";
-    at.textContent = `it ${iteration}`;
-    item.append(at);
-    for (const sentence of m.samples) {
-      const q = document.createElement("q");
-      q.className = "lab-sentence";
-      q.textContent = sentence;
-      item.append(q);
-    }
-    list.prepend(item); // newest first
-  }
-}
-
 // ---- drawing: points are buffered and drawn at most once per animation frame ----------------
 
 function flush(panel, r) {
@@ -321,17 +134,10 @@ function flush(panel, r) {
   const pending = r.pending;
   if (pending.length === 0) return Promise.resolve();
   r.pending = [];
-  const indices = r.algorithms.map((_, i) => i);
-  const draws = CHARTS.map((c) => {
-    const update = {
-      x: r.algorithms.map(() => pending.map((p) => p.iteration)),
-      y: r.algorithms.map((name) => pending.map((p) => p.metrics[name][c.metric])),
-    };
-    return window.Plotly.extendTraces(c.id, update, indices);
-  });
+  const drawn = extendCharts(r.algorithms, pending);
   $(panel, "#lab-progress").value = r.shown;
   $(panel, "#lab-readout").innerHTML = observed(r);
-  return Promise.all(draws).then(() => showScrub(panel, r));
+  return drawn.then(() => showScrub(panel, r));
 }
 
 function scheduleFlush(panel, r) {
@@ -347,7 +153,7 @@ function reveal(panel, r, upTo) {
       for (const key of Object.keys(r.series[name])) r.series[name][key].push(m[key]);
     }
     r.pending.push(step);
-    addSamples(panel, step.iteration, step.metrics);
+    addSamples(panel.root, step.iteration, step.metrics);
   }
   if (upTo > r.shown) {
     r.shown = upTo;
@@ -411,7 +217,7 @@ function showScrub(panel, r) {
   if (r.shown === 0) {
     out.textContent = "—";
     box.replaceChildren();
-    return markIteration(panel, null);
+    return markIteration(null);
   }
   const at = scrubbed(r);
   slider.value = String(at);
@@ -420,7 +226,7 @@ function showScrub(panel, r) {
   const live = r.follow && r.state === "running" && !r.paused;
   if (live) {
     box.replaceChildren();
-    return markIteration(panel, null);
+    return markIteration(null);
   }
   box.innerHTML = atIteration(r, at);
   for (const li of panel.root.querySelectorAll(".lab-sample-list li.lab-at")) li.classList.remove("lab-at");
@@ -430,50 +236,7 @@ function showScrub(panel, r) {
     const li = panel.root.querySelector(`.lab-sample-col[data-alg="${name}"] li[data-iteration="${checkpoint.iteration}"]`);
     if (li) li.classList.add("lab-at");
   }
-  return markIteration(panel, at);
-}
-
-/** The newest sample sentences of `name` at or before iteration `at`. */
-function sampleAt(r, name, at) {
-  for (let i = at; i >= 0; i -= 1) {
-    const m = r.steps[i].metrics[name];
-    if (m.samples && m.samples.length) return { iteration: r.steps[i].iteration, sentences: m.samples };
-  }
-  return null;
-}
-
-function atIteration(r, at) {
-  const head = CHARTS.map((c) => `<th scope="col">${c.label}</th>`).join("");
-  const rows = r.algorithms.map((name) => {
-    const m = r.steps[at].metrics[name];
-    const cells = CHARTS.map((c) => `<td data-label="${c.label}" data-metric="${c.metric}">${fmt(m[c.metric], 4)}</td>`);
-    return `<tr data-alg="${name}"><th scope="row"><span class="lab-swatch lab-c-${name}"></span>${BY_NAME[name].label}</th>${cells.join("")}</tr>`;
-  });
-  const samples = r.algorithms.map((name) => {
-    const s = sampleAt(r, name, at);
-    if (!s) return "";
-    const quotes = s.sentences.map((t) => `<q class="lab-sentence">${escapeHtml(t)}</q>`).join("");
-    return `<li data-alg="${name}"><strong>${BY_NAME[name].label}</strong>, sampled at it ${s.iteration}: ${quotes}</li>`;
-  }).join("");
-  return `<p><strong>At iteration ${at}</strong> (marked on every chart):</p>` +
-    `<div class="table-wrap"><table id="lab-at-table"><thead><tr><th scope="col">Algorithm</th>${head}</tr></thead>` +
-    `<tbody>${rows.join("")}</tbody></table></div>` +
-    (samples ? `<ul class="lab-at-samples">${samples}</ul>` : "");
-}
-
-/** A vertical line at iteration `at` on every chart (none for null). */
-function markIteration(panel, at) {
-  const shapes = at === null ? [] : [{
-    type: "line", xref: "x", yref: "paper", x0: at, x1: at, y0: 0, y1: 1,
-    line: { color: "#1d2433", width: 1.5, dash: "dot" },
-  }];
-  return Promise.all(CHARTS.map((c) => {
-    const div = document.getElementById(c.id);
-    const had = (div.layout && div.layout.shapes) || [];
-    if (had.length === 0 && shapes.length === 0) return null;
-    if (had.length === 1 && shapes.length === 1 && had[0].x0 === at) return null;
-    return window.Plotly.relayout(c.id, { shapes });
-  }));
+  return markIteration(at);
 }
 
 function onScrub(panel) {
@@ -572,7 +335,7 @@ function start(panel) {
   clearError(panel);
   markStale(panel, false);
   $(panel, "#lab-readout").innerHTML = "";
-  resetSamples(panel, r.algorithms);
+  resetSamples($(panel, "#lab-samples"), r.algorithms);
   r.drawn = drawEmpty(panel, r.algorithms, r.iterations).then(() => showScrub(panel, r));
   syncButtons(panel);
   describe(panel, r);
@@ -629,66 +392,6 @@ function stop(panel) {
   if (run && run.state === "running") finish(panel, run, "stopped");
 }
 
-// ---- presets from the server -------------------------------------------------------------
-
-/** Append to a preset button's label the knobs it changes from the default, as the server
- * sets them: "High learning rate (α 100)". */
-function labelChanges(button, knobs, base) {
-  const changes = Object.keys(knobs)
-    .filter((k) => knobs[k] !== base[k])
-    .map((k) => `${KNOB_SYMBOLS[k] || k} ${knobs[k] === null ? "off" : knobs[k]}`);
-  let note = button.querySelector(".preset-values");
-  if (!changes.length) {
-    if (note) note.remove();
-    return;
-  }
-  if (!note) {
-    note = document.createElement("span");
-    note.className = "preset-values";
-    button.append(" ", note);
-  }
-  note.textContent = `(${changes.join(", ")})`;
-}
-
-/** Fill the preset buttons from GET /lab/presets; buttons wait (disabled) until it answers. */
-async function loadPresets(panel) {
-  const group = panel.root.querySelector(".presets");
-  const buttons = () => [...group.querySelectorAll("button.preset:not(.reset)")];
-  for (const b of buttons()) b.disabled = true;
-  try {
-    server = await getJSON(PRESETS_PATH);
-    serverError = null;
-  } catch (error) {
-    serverError = `the presets could not be read: ${error.message}`;
-    for (const b of buttons()) b.title = serverError;
-    panel.refresh();
-    return;
-  }
-  for (const [name, knobs] of Object.entries(server.presets)) {
-    const button = PRESET_BUTTONS[name];
-    presetValues[button || name] = controlValues(knobs);
-    if (button) continue;
-    // A preset the page did not know: its own button, before Reset.
-    const extra = document.createElement("button");
-    extra.type = "button";
-    extra.className = "preset";
-    extra.dataset.panel = "lab";
-    extra.dataset.preset = name;
-    extra.textContent = name;
-    extra.addEventListener("click", () => panel.controls.apply(presetValues[name]));
-    group.insertBefore(extra, group.querySelector("button.reset"));
-  }
-  const names = Object.fromEntries(Object.entries(PRESET_BUTTONS).map(([api, page]) => [page, api]));
-  for (const b of buttons()) {
-    const knobs = server.presets[names[b.dataset.preset] || b.dataset.preset];
-    if (knobs) labelChanges(b, knobs, server.presets.default);
-    const known = b.dataset.preset in presetValues;
-    b.disabled = !known;
-    b.title = known ? "" : "The server has no such preset.";
-  }
-  panel.refresh();
-}
-
 /** Called on load and whenever a control moves: never trains, only prepares the next run. */
 async function update(panel, v) {
   const first = run === null;
@@ -702,8 +405,7 @@ async function update(panel, v) {
   const why = problem(v);
   // A problem shows at once (the budget's in its own line); an old run's error goes when the
   // settings change.
-  const budget = workOf(v) !== null && workOf(v) > server.max_work;
-  if (why && !budget) showError(panel, why);
+  if (why && !budget(v, algorithms).over) showError(panel, why);
   else if (!run || run.state !== "error" || run.url !== streamUrl(v)) clearError(panel);
   if (first) {
     run = { state: "idle" };
