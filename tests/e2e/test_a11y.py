@@ -150,10 +150,14 @@ def test_preset_buttons_say_which_is_active(page: Any, ui: Any) -> None:
     )
     # Reset is an action, not a state.
     assert page.get_attribute("#panel-clip button[data-preset='reset']", "aria-pressed") is None
-    # A link that sets a preset's values shows it active on load.
+
+
+def test_a_link_with_a_presets_values_shows_it_active(page: Any, ui: Any) -> None:
+    # A fresh page (a second navigation could abort the first one's prefetches).
     page.goto(page.base + "/?r=2")
     ui.wait_all_rendered()
     assert page.get_attribute("#panel-clip button[data-preset='neg']", "aria-pressed") == "true"
+    assert page.get_attribute("#panel-clip button[data-preset='tight']", "aria-pressed") == "false"
 
 
 def _luminance(rgb: tuple[float, ...]) -> float:
