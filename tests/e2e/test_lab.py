@@ -34,7 +34,11 @@ def points(page: Any) -> int:
 
 def test_load_shows_no_chart_and_does_not_train(page: Any, ui: Any) -> None:
     streams: list[str] = []
-    page.on("request", lambda r: streams.append(r.url) if "/lab/" in r.url else None)
+    # The presets (GET /lab/presets) are read on load; nothing trains (/lab/stream, /lab/run).
+    page.on(
+        "request",
+        lambda r: streams.append(r.url) if re.search(r"/lab/(stream|run)", r.url) else None,
+    )
     page.goto(page.base + "/")
     ui.wait_all_rendered()
     assert ui.rendered("lab") == 1
@@ -98,7 +102,7 @@ def test_run_streams_curves_samples_and_readout(page: Any, ui: Any) -> None:
     shown = float(re.search(r"([\d.]+)×", ratio).group(1))
     assert shown == pytest.approx(max(kl_old["PG"]) / max(kl_old["PPO"]), abs=0.06)
     assert shown > 1, "PG's largest update should exceed PPO's on the default knobs"
-    assert page.locator("#panel-lab .panel-error").is_hidden()
+    assert page.locator("#lab-error").is_hidden()
     assert page.is_enabled("#lab-run") and page.is_disabled("#lab-stop")
 
 
@@ -129,12 +133,20 @@ def test_stop_ends_the_stream_early(page: Any, ui: Any, problems: Any) -> None:
 
 
 def test_a_refused_run_shows_the_server_message(page: Any, ui: Any, problems: Any) -> None:
+    # The page refuses runs over the budget itself (tests/e2e/test_lab_ux.py); here it is told a
+    # larger budget than the server's, so the run reaches the server and is refused there.
+    def larger_budget(route: Any) -> None:
+        answer = route.fetch().json()
+        route.fulfill(json={**answer, "max_work": 10**12})
+
+    page.route("**/api/v1/lab/presets", larger_budget)
     problems.allowed_statuses.add(422)
     page.goto(page.base + "/?lIt=500&lEp=16&lBs=512")
     ui.wait_all_rendered()
+    ui.wait_for("document.getElementById('lab-budget').dataset.max === '1000000000000'")
     page.click("#lab-run")
-    ui.wait_for("!document.querySelector('#panel-lab .panel-error').hidden", timeout=30)
-    message = page.text_content("#panel-lab .panel-error")
+    ui.wait_for("!document.getElementById('lab-error').hidden", timeout=30)
+    message = page.text_content("#lab-error")
     assert "run too large" in message and "iterations" in message
     assert page.is_enabled("#lab-run") and page.is_disabled("#lab-stop")
     # Expected here: the browser logs the refused stream and its JSON re-read (422), and may
@@ -149,14 +161,14 @@ def test_a_refused_run_shows_the_server_message(page: Any, ui: Any, problems: An
 def test_the_page_checks_what_it_can_before_asking(page: Any, ui: Any) -> None:
     page.goto(page.base + "/?lKl=0&lTgt=true")
     ui.wait_all_rendered()
-    assert "KL target needs a KL coef" in page.text_content("#panel-lab .panel-error")
+    assert "KL target needs a KL coef" in page.text_content("#lab-error")
     assert page.is_disabled("#lab-run")
     page.click("#panel-lab button[data-preset='kl']")
-    ui.wait_for("document.querySelector('#panel-lab .panel-error').hidden")
+    ui.wait_for("document.getElementById('lab-error').hidden")
     assert page.is_enabled("#lab-run")
     for box in ("#lab-alg-pg", "#lab-alg-ppo", "#lab-alg-ppokl"):
         page.uncheck(box)
-    assert "at least one algorithm" in page.text_content("#panel-lab .panel-error")
+    assert "at least one algorithm" in page.text_content("#lab-error")
     assert page.is_disabled("#lab-run")
 
 

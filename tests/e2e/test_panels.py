@@ -33,7 +33,7 @@ def move(page: Any, ui: Any, control: str, panel: str, presses: int = 3) -> None
     [
         ("value", "value-old", "vOld", "value-chart-max"),
         ("entropy", "entropy-temp", "eT", "entropy-chart-temp"),
-        ("total", "total-vf", "tVf", "total-chart"),
+        ("total", "total-vf", "vf", "total-chart"),  # shared key (issue 12)
         ("kl", "kl-drift", "kD", "kl-chart-mean"),
     ],
 )

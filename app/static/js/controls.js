@@ -1,5 +1,11 @@
 // Binds a panel's controls ([data-key] inputs) to the URL state and to the panel's redraw.
+// A key used by controls in several panels (ε, c1, c2: `data-shared`) is one state: moving any
+// of them moves the others and redraws their panels. Preset buttons carry aria-pressed (the
+// preset whose values are all set now); a control turned off says why beside it.
 import * as state from "./state.js";
+
+/** Every panel's binding, so that a shared key moved in one panel reaches the others. */
+const bindings = new Set();
 
 function format(value) {
   if (typeof value !== "number") return String(value);
@@ -40,7 +46,50 @@ function rawOf(el) {
 
 function show(el) {
   const out = document.getElementById(`${el.id}-out`);
-  if (out) out.textContent = format(valueOf(el));
+  const text = format(valueOf(el));
+  if (out) out.textContent = text;
+  // A log slider's own value is log10 of the knob: screen readers must hear the knob.
+  if (el.type === "range") el.setAttribute("aria-valuetext", text);
+}
+
+/** The browser's spelling of `value` on a control like `el` (clamped, rounded to its step). */
+function normalised(el, value) {
+  const probe = el.cloneNode(el.tagName === "SELECT");
+  setRaw(probe, String(value));
+  return rawOf(probe);
+}
+
+function describedBy(el, id, on) {
+  const ids = new Set((el.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean));
+  if (on) ids.add(id);
+  else ids.delete(id);
+  if (ids.size) el.setAttribute("aria-describedby", [...ids].join(" "));
+  else el.removeAttribute("aria-describedby");
+}
+
+/**
+ * Turn a control on or off. Off, `reason` (what it is ignored for and what turns it on) shows
+ * beside it and is part of its accessible description; on, the reason goes.
+ */
+export function setEnabled(el, enabled, reason = "") {
+  el.disabled = !enabled;
+  const id = `${el.id}-why`;
+  let note = document.getElementById(id);
+  if (!enabled && reason) {
+    if (!note) {
+      note = document.createElement("small");
+      note.id = id;
+      note.className = "why-disabled";
+      (el.closest(".control") || el.parentElement).append(note);
+    }
+    note.textContent = reason;
+    note.hidden = false;
+    describedBy(el, id, true);
+  } else if (note) {
+    note.hidden = true;
+    note.textContent = "";
+    describedBy(el, id, false);
+  }
 }
 
 /**
@@ -61,6 +110,48 @@ export function bindControls(root, onChange, presets = {}) {
     el.dataset.default = rawOf(el);
   }
   const byKey = new Map(inputs.map((el) => [el.dataset.key, el]));
+  const presetButtons = [...root.querySelectorAll("button.preset")];
+  const binding = { byKey, receive };
+
+  /** aria-pressed on each preset button (not Reset, an action): true when every control of the
+   * panel holds what that preset would set (its values, the rest at their defaults). Buttons
+   * and presets may arrive later (the lab reads its presets from the API): both are read now,
+   * and a preset not known yet is not pressed. */
+  function syncPressed() {
+    for (const button of root.querySelectorAll("button.preset")) {
+      const name = button.dataset.preset;
+      if (name === "reset") continue;
+      const values = presets[name];
+      const on = values !== undefined && inputs.every((el) =>
+        rawOf(el) === (el.dataset.key in values ? normalised(el, values[el.dataset.key]) : el.dataset.default));
+      button.setAttribute("aria-pressed", String(on));
+    }
+  }
+
+  /** Pass a shared key's new raw value to the other panels that show it. During a drag
+   * (`redraw` false) their sliders follow at once but they redraw when it ends (the `change`
+   * of the release, or of each arrow key press): the dragged panel keeps the frame budget. */
+  function share(el, redraw = true) {
+    if (!el.hasAttribute("data-shared")) return;
+    for (const other of bindings) if (other !== binding) other.receive(el.dataset.key, rawOf(el), redraw);
+  }
+
+  /** Another panel moved a shared key: follow it and (unless mid-drag) redraw. */
+  const behind = new Set(); // shared keys followed mid-drag, not yet redrawn
+  function receive(key, raw, redraw) {
+    const el = byKey.get(key);
+    if (!el) return;
+    if (rawOf(el) !== raw) {
+      setRaw(el, raw);
+      show(el);
+      syncPressed();
+      behind.add(key);
+    }
+    if (redraw && behind.has(key)) {
+      behind.delete(key);
+      onChange();
+    }
+  }
 
   function record(el, gesture) {
     const raw = rawOf(el);
@@ -72,18 +163,23 @@ export function bindControls(root, onChange, presets = {}) {
       setRaw(el, query.get(el.dataset.key) ?? el.dataset.default);
       show(el);
     }
+    syncPressed();
   }
 
   function apply(values) {
     const changes = {};
+    const moved = [];
     for (const el of inputs) {
+      const before = rawOf(el);
       const raw = el.dataset.key in values ? String(values[el.dataset.key]) : el.dataset.default;
       setRaw(el, raw);
       show(el);
+      if (rawOf(el) !== before) moved.push(el);
       changes[el.dataset.key] = rawOf(el) === el.dataset.default ? null : rawOf(el);
     }
     state.update(changes);
     onChange();
+    for (const el of moved) share(el);
   }
 
   for (const el of inputs) {
@@ -91,11 +187,17 @@ export function bindControls(root, onChange, presets = {}) {
     el.addEventListener(live ? "input" : "change", () => {
       show(el);
       record(el, live);
-      onChange();
+      onChange(); // the panel's refresh, which also syncs the presets' aria-pressed
+      share(el, !live);
     });
-    if (live) el.addEventListener("change", () => state.endGesture());
+    if (live) {
+      el.addEventListener("change", () => {
+        state.endGesture();
+        share(el);
+      });
+    }
   }
-  for (const button of root.querySelectorAll("button.preset")) {
+  for (const button of presetButtons) {
     button.addEventListener("click", () => {
       const name = button.dataset.preset;
       apply(name === "reset" ? {} : presets[name] || {});
@@ -108,10 +210,16 @@ export function bindControls(root, onChange, presets = {}) {
     record(el, false);
     touched.delete(el);
   }
+  if (early.length) syncPressed();
+  bindings.add(binding);
 
   return {
     restore,
     apply,
+    /** Re-read which preset is active (after presets or preset buttons arrive). */
+    syncPressed,
+    /** Turn the control of `key` on or off, saying why when off (see setEnabled). */
+    setEnabled: (key, enabled, reason) => setEnabled(byKey.get(key), enabled, reason),
     values() {
       const out = {};
       for (const [key, el] of byKey) out[key] = valueOf(el);

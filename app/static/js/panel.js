@@ -1,5 +1,7 @@
 // What every panel shares: its error line, its "drawn by" API link, a coalesced update loop,
 // chart drawing with Plotly.react, and a "rendered" signal that tests and benchmarks wait on.
+// Also: errors shown beside the control that caused them and results marked stale (issue 12,
+// item 1), and charts whose axes hold still while knobs move until "Fit axes" (item 3).
 import { coalesce } from "./api.js";
 import { bindControls } from "./controls.js";
 
@@ -73,11 +75,151 @@ export function layout(extra = {}) {
 // Per panel: how many times it has drawn, when it first drew (ms since navigation), its error.
 window.__ppo = window.__ppo || { rendered: {}, firstRender: {}, errors: {} };
 
-export function createPanel(id, { presets = {}, update }) {
+
+// ---------------------------------------------------------------- errors near their control
+
+/** A form field can be marked invalid; a button or a drop zone cannot. */
+const isField = (el) => el && /^(INPUT|SELECT|TEXTAREA)$/.test(el.tagName);
+
+/**
+ * The error line that belongs to `anchor`: an element in the page marked
+ * `data-error-for="<anchor id>"` (placed by the template), else one made and put right after
+ * the anchor's `.control` box (or the anchor itself).
+ */
+function errorLineFor(anchor) {
+  const existing = document.querySelector(`[data-error-for="${anchor.id}"]`);
+  if (existing) return existing;
+  const line = document.createElement("p");
+  line.className = "near-error";
+  line.id = `${anchor.id}-error`;
+  line.dataset.errorFor = anchor.id;
+  line.setAttribute("role", "alert");
+  line.hidden = true;
+  (anchor.closest(".control") || anchor).after(line);
+  return line;
+}
+
+/** Scroll just enough that `el` is on screen (nothing moves when it already is). */
+function bringIntoView(el) {
+  const box = el.getBoundingClientRect();
+  if (box.top < 0 || box.bottom > window.innerHeight) el.scrollIntoView({ block: "nearest" });
+}
+
+function describedBy(el, id, on) {
+  const ids = new Set((el.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean));
+  if (on) ids.add(id);
+  else ids.delete(id);
+  if (ids.size) el.setAttribute("aria-describedby", [...ids].join(" "));
+  else el.removeAttribute("aria-describedby");
+}
+
+/**
+ * Show `message` next to `anchor` (the control or button whose input caused it), scrolled into
+ * view. `fields` (default: the anchor, when it is a form field) are marked aria-invalid and
+ * described by the message. Returns the error line.
+ * @param {HTMLElement} anchor
+ * @param {string} message
+ * @param {{fields?: HTMLElement[]}} [options]
+ */
+export function showErrorNear(anchor, message, { fields } = {}) {
+  const line = errorLineFor(anchor);
+  line.textContent = message;
+  line.hidden = false;
+  if (!line.id) line.id = `${anchor.id}-error`;
+  const marked = fields || (isField(anchor) ? [anchor] : []);
+  for (const field of marked) {
+    field.setAttribute("aria-invalid", "true");
+    describedBy(field, line.id, true);
+  }
+  line.dataset.fields = marked.map((f) => f.id).join(" ");
+  bringIntoView(line);
+  return line;
+}
+
+/** Hide the error next to `anchor` and unmark the fields it described. */
+export function clearErrorNear(anchor) {
+  const line = document.querySelector(`[data-error-for="${anchor.id}"]`);
+  if (!line) return;
+  for (const id of (line.dataset.fields || "").split(" ").filter(Boolean)) {
+    const field = document.getElementById(id);
+    if (!field) continue;
+    field.removeAttribute("aria-invalid");
+    describedBy(field, line.id, false);
+  }
+  line.dataset.fields = "";
+  line.hidden = true;
+  line.textContent = "";
+}
+
+// ---------------------------------------------------------------- stale results
+
+/**
+ * Mark `region` (an element holding results) as no longer matching the inputs: it is dimmed
+ * (class `is-stale`) and a note is put first inside it (or updated), saying what to do.
+ */
+export function markStale(region, note) {
+  region.classList.add("is-stale");
+  let line = region.querySelector(":scope > .stale-note");
+  if (!line) {
+    line = document.createElement("p");
+    line.className = "stale-note";
+    region.prepend(line);
+  }
+  line.textContent = note;
+  line.hidden = false;
+}
+
+/** The results in `region` match the inputs again. */
+export function clearStale(region) {
+  region.classList.remove("is-stale");
+  const line = region.querySelector(":scope > .stale-note");
+  if (line) {
+    line.hidden = true;
+    line.textContent = "";
+  }
+}
+
+// ---------------------------------------------------------------- fixed axes
+
+const AXIS = /^[xy]axis\d*$/;
+
+/** The numeric axes' ranges Plotly drew `div` with: {xaxis: [lo, hi], ...}. */
+function drawnRanges(div) {
+  const full = div._fullLayout || {};
+  const out = {};
+  for (const [name, axis] of Object.entries(full)) {
+    if (AXIS.test(name) && axis && (axis.type === "linear" || axis.type === "log") && axis.range) {
+      out[name] = [...axis.range];
+    }
+  }
+  return out;
+}
+
+/**
+ * A panel: its controls bound to the URL, `update(panel, values)` run coalesced on every change.
+ * @param {string} id the panel's id (section#panel-<id>)
+ * @param {object} options
+ * @param {Record<string, object>} [options.presets] named value sets for its preset buttons
+ * @param {(panel: object, values: object) => Promise<void>} options.update draws the panel
+ * @param {string[]} [options.fixedAxes] ids of charts whose axes hold still while knobs move:
+ *   the first draw (and the panel's "Fit axes" button, `button.fit-axes`) takes the ranges the
+ *   chart was drawn with; later draws keep them.
+ */
+export function createPanel(id, { presets = {}, update, fixedAxes = [] }) {
   const root = document.getElementById(`panel-${id}`);
   const errorLine = root.querySelector(".panel-error");
   const apiLink = document.getElementById(`${id}-api`);
   window.__ppo.rendered[id] = 0;
+  // The panel's own error line sits under its controls and presets, where the knob that caused
+  // it is, not at the end of the panel below its charts.
+  const controlsBlock = root.querySelector(".controls");
+  if (errorLine && controlsBlock) {
+    const presetsRow = controlsBlock.nextElementSibling;
+    (presetsRow && presetsRow.classList.contains("presets") ? presetsRow : controlsBlock).after(errorLine);
+  }
+  /** Ranges of each fixed chart, once drawn: {chartId: {xaxis: [lo, hi], ...}}. */
+  const frozen = new Map();
+  const fixed = new Set(fixedAxes);
 
   function showError(error, prefix = "The API answered an error: ") {
     errorLine.hidden = false;
@@ -93,7 +235,8 @@ export function createPanel(id, { presets = {}, update }) {
       apiLink.href = url;
       apiLink.querySelector("code").textContent = label;
     },
-    /** Draw or update a chart (shown if it was hidden); only touches the DOM of that chart. */
+    /** Draw or update a chart (shown if it was hidden); only touches the DOM of that chart.
+     * A fixed-axes chart keeps the ranges of its first draw (or of the last "Fit axes"). */
     async draw(divId, traces, chartLayout) {
       const waited = !window.Plotly;
       const Plotly = await plotlyReady;
@@ -107,9 +250,16 @@ export function createPanel(id, { presets = {}, update }) {
       const shown = inView(div);
       if (first && !shown) await firstChartPainted;
       div.removeAttribute("aria-busy");
+      const ranges = fixed.has(divId) ? frozen.get(divId) : undefined;
+      if (ranges) {
+        for (const [name, range] of Object.entries(ranges)) {
+          chartLayout[name] = { ...(chartLayout[name] || {}), range: [...range], autorange: false };
+        }
+      }
       const drawn = TOUCH.matches && chartLayout.dragmode === undefined
         ? { ...chartLayout, dragmode: false } : chartLayout;
       const done = await Plotly.react(div, traces, drawn, PLOT_CONFIG);
+      if (fixed.has(divId) && !ranges) frozen.set(divId, drawnRanges(div));
       if (first && shown) afterPaint().then(firstChartShown);
       return done;
     },
@@ -117,17 +267,37 @@ export function createPanel(id, { presets = {}, update }) {
     clearChart(divId) {
       const div = document.getElementById(divId);
       if (window.Plotly) window.Plotly.purge(div);
+      frozen.delete(divId);
       div.hidden = true;
+    },
+    /** Re-fit the fixed axes of this panel's charts to what the next draw shows. */
+    fitAxes() {
+      frozen.clear();
+      panel.refresh();
     },
     rendered() {
       errorLine.hidden = true;
+      root.classList.remove("panel-stale");
       window.__ppo.errors[id] = null;
       window.__ppo.rendered[id] += 1;
       if (!(id in window.__ppo.firstRender)) window.__ppo.firstRender[id] = performance.now();
       document.dispatchEvent(new CustomEvent("panel:rendered", { detail: { panel: id } }));
     },
     showError,
+    /** An error next to the control that caused it (see showErrorNear); recorded for tests. */
+    errorNear(anchor, message, options) {
+      window.__ppo.errors[id] = message;
+      return showErrorNear(anchor, message, options);
+    },
+    clearErrorNear(anchor) {
+      clearErrorNear(anchor);
+    },
+    markStale,
+    clearStale,
   };
+  // A failed update leaves the previous charts up: they no longer match the knobs, so the panel
+  // is marked stale (dimmed, and said in the error) until the next draw succeeds. An update
+  // dropped for newer input (Superseded) is no error.
   let updating = false;
   const schedule = coalesce(async (values) => {
     updating = true;
@@ -137,10 +307,19 @@ export function createPanel(id, { presets = {}, update }) {
       updating = false;
     }
   }, (error) => {
-    if (!(error instanceof Superseded)) showError(error);
+    if (error instanceof Superseded) return;
+    showError(error, "The API answered an error (the charts still show the last settings that worked): ");
+    root.classList.add("panel-stale");
+    bringIntoView(errorLine);
   });
-  panel.refresh = () => schedule(panel.controls.values());
+  panel.refresh = () => {
+    panel.controls.syncPressed();
+    schedule(panel.controls.values());
+  };
   panel.controls = bindControls(root, panel.refresh, presets);
+  for (const button of root.querySelectorAll("button.fit-axes")) {
+    button.addEventListener("click", () => panel.fitAxes());
+  }
   return panel;
 }
 
@@ -157,4 +336,42 @@ export function redrawAcrossBreakpoint(panel, div, px = NARROW_PX) {
       panel.refresh();
     }
   }).observe(div);
+}
+
+// ---------------------------------------------------------------- scrolling regions
+
+/**
+ * A box that scrolls sideways (a wide table or formula on a phone) must be reachable by the
+ * keyboard: while it overflows it gets tabindex 0 (a table's box also a region named by its
+ * caption); when it fits again, the tab stop goes. Checked after each draw and on resize.
+ */
+function syncScrollRegions() {
+  for (const box of document.querySelectorAll(".table-wrap, .formula")) {
+    const overflows = box.scrollWidth > box.clientWidth + 1;
+    if (overflows && !box.hasAttribute("tabindex")) {
+      box.tabIndex = 0;
+      box.dataset.scrollStop = "";
+      if (box.classList.contains("table-wrap") && !box.hasAttribute("role")) {
+        const caption = box.querySelector("caption");
+        box.setAttribute("role", "region");
+        box.setAttribute("aria-label", caption ? `${caption.textContent.trim()} (scrolls sideways)` : "Table (scrolls sideways)");
+      }
+    } else if (!overflows && "scrollStop" in box.dataset) {
+      box.removeAttribute("tabindex");
+      delete box.dataset.scrollStop;
+      if (box.getAttribute("role") === "region") {
+        box.removeAttribute("role");
+        box.removeAttribute("aria-label");
+      }
+    }
+  }
+}
+
+let scrollCheck = 0;
+function scheduleScrollCheck() {
+  if (!scrollCheck) scrollCheck = requestAnimationFrame(() => { scrollCheck = 0; syncScrollRegions(); });
+}
+if (typeof document !== "undefined") {
+  document.addEventListener("panel:rendered", scheduleScrollCheck);
+  window.addEventListener("resize", scheduleScrollCheck);
 }

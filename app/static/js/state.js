@@ -8,6 +8,31 @@
 
 const WRITE_DELAY_MS = 150;
 
+/**
+ * Keys of knobs that each panel used to hold on its own, now one shared state (issue 12):
+ * old key -> shared key. An old link still works: on load its value moves to the shared key
+ * (the shared key wins when both are present; among old keys, the first listed).
+ */
+export const LEGACY_KEYS = { tClip: "eps", lClip: "eps", tVf: "vf", tEnt: "ent", lEnt: "ent" };
+
+/** Rewrite old per-panel keys in the address bar to their shared key (no history entry). */
+function migrateLegacyKeys() {
+  const query = new URLSearchParams(window.location.search);
+  let changed = false;
+  for (const [old, key] of Object.entries(LEGACY_KEYS)) {
+    if (!query.has(old)) continue;
+    if (!query.has(key)) query.set(key, query.get(old));
+    query.delete(old);
+    changed = true;
+  }
+  if (!changed) return;
+  const text = query.toString();
+  const url = `${window.location.pathname}${text ? `?${text}` : ""}${window.location.hash}`;
+  window.history.replaceState(window.history.state, "", url);
+}
+
+migrateLegacyKeys();
+
 let gestureOpen = false;
 /** The newest state not yet in the address bar: { query, push }. */
 let pending = null;
@@ -79,6 +104,7 @@ export function onRestore(fn) {
     timer = 0;
     pending = null;
     gestureOpen = false;
+    migrateLegacyKeys();
     fn(params());
   });
 }

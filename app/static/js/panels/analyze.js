@@ -39,33 +39,26 @@ const shownData = () => result && result.data;
 
 // ------------------------------------------------------------------ input, errors, staleness
 
-/** An error next to the Analyze button (bad JSON, or the API's 422): results are cleared. */
-function showRunError(panel, message) {
-  const line = $(panel.root, "#analyze-error");
-  line.hidden = false;
-  line.textContent = message;
-  window.__ppo.errors.analyze = message;
+/** An error next to the Analyze button, in view (bad JSON, or the API's 422); the callers clear
+ * the results. A JSON problem also marks the box invalid and described by the message. */
+function showRunError(panel, message, { json = false } = {}) {
+  const fields = json ? [$(panel.root, "#analyze-json")] : [];
+  panel.errorNear($(panel.root, "#analyze-run"), message, { fields });
 }
 
 function clearRunError(panel) {
-  const line = $(panel.root, "#analyze-error");
-  line.hidden = true;
-  line.textContent = "";
+  panel.clearErrorNear($(panel.root, "#analyze-run"));
 }
 
 /** The shown results no longer describe the input: say so (they stay for comparison). */
 function markStale(panel) {
   inputChanged = true;
   if (!result) return;
-  const note = $(panel.root, "#analyze-stale");
-  note.hidden = false;
-  note.textContent = "The input changed since these results: press Analyze to update them.";
-  $(panel.root, "#analyze-out").classList.add("is-stale");
+  panel.markStale($(panel.root, "#analyze-out"), "The input changed since these results: press Analyze to update them.");
 }
 
 function unmarkStale(panel) {
-  $(panel.root, "#analyze-stale").hidden = true;
-  $(panel.root, "#analyze-out").classList.remove("is-stale");
+  panel.clearStale($(panel.root, "#analyze-out"));
 }
 
 const isNpy = (f) => /\.npy$/i.test(f.name);
@@ -246,7 +239,7 @@ function wire(panel) {
       unmarkStale(panel);
       status.textContent = "";
       await drawAll(panel);
-      showRunError(panel, batch.error);
+      showRunError(panel, batch.error, { json: true });
       return;
     }
     submitted = batch;

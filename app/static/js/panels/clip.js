@@ -1,7 +1,9 @@
 // The clip panel: the clipped objective for A > 0 and A < 0 side by side, with d objective / d r
 // underneath, the trust region shaded, and a marker at a chosen ratio.
 import { apiUrl, getJSON, prefetch } from "../api.js";
+import { dragMarker } from "../drag.js";
 import { createPanel, layout, NARROW_PX, redrawAcrossBreakpoint } from "../panel.js";
+import { colourTerms } from "../terms.js";
 
 const PRESETS = {
   neg: { r: 2, adv: 1 },
@@ -38,10 +40,11 @@ const SIDES = [
   { x: "x2", y: "y2", gx: "x4", gy: "y4" },
 ];
 
-/** [label, colour, dash, width] per curve: the traces and the HTML legend both read it. */
+/** [label, colour, dash, width] per curve: the traces, the HTML legend and the formula's
+ * coloured terms all read it (colours dark enough for text: contrast >= 4.5:1). */
 const CURVES = [
   ["r·A (unclipped)", "#d62728", "dash", 2],
-  ["clip(r)·A", "#ff7f0e", "dot", 2],
+  ["clip(r)·A", "#b45309", "dot", 2],
   ["PPO objective", "#1f4e9c", "solid", 3],
   ["d objective / d r", "#2ca02c", "solid", 2],
 ];
@@ -191,8 +194,11 @@ function neighbours(controls, before, v) {
 let drawn = null;
 
 async function update(panel, v) {
-  for (const key of ["epsl", "epsh"]) panel.controls.element(key).disabled = !v.asym;
-  panel.controls.element("c").disabled = !v.dual;
+  // A control the curves ignore is off, and says what turns it on.
+  const c = panel.controls;
+  c.setEnabled("eps", !v.asym, "Ignored here while Asymmetric clip is on (ε_low / ε_high replace it): untick it to use ε.");
+  for (const key of ["epsl", "epsh"]) c.setEnabled(key, v.asym, "Off: tick Asymmetric clip to use it.");
+  c.setEnabled("c", v.dual, "Off: tick Dual clip to use it.");
   const [pos, neg] = await Promise.all([
     getJSON("/api/v1/clip-objective", query(v, 1)),
     getJSON("/api/v1/clip-objective", query(v, -1)),
@@ -210,8 +216,15 @@ async function update(panel, v) {
 }
 
 export default () => {
-  const panel = createPanel("clip", { presets: PRESETS, update });
+  // Fixed axes (panel.js): the ranges of the first draw (|A|'s objective and gradient extents
+  // and r in [0, 2.5]) stay while knobs move, so a larger |A| draws steeper curves instead of
+  // relabelled ticks and dual clip's wider ratio range waits for "Fit axes".
+  const panel = createPanel("clip", { presets: PRESETS, update, fixedAxes: ["clip-chart"] });
   drawLegend(document.getElementById("clip-legend"));
+  colourTerms(panel.root, CURVES.map(([name, color, dash]) => ({ name, color, dash })));
   redrawAcrossBreakpoint(panel, document.getElementById("clip-chart"));
+  // The r marker's line crosses all four subplots: grab it on any of them.
+  dragMarker(document.getElementById("clip-chart"), panel.controls.element("r"),
+    ["xaxis", "xaxis2", "xaxis3", "xaxis4"]);
   return panel;
 };

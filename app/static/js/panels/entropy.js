@@ -125,6 +125,7 @@ async function update(panel, v) {
   const q = query(v);
   // The vocabulary is an integer; show the rounded value the API receives.
   panel.root.querySelector("#entropy-vocab-out").textContent = String(q.vocab_size);
+  panel.controls.element("eV").setAttribute("aria-valuetext", String(q.vocab_size));
   const data = await getJSON("/api/v1/entropy-comparison", q);
   const a = barsChart(data);
   const b = probsChart(data);

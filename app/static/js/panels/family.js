@@ -541,9 +541,12 @@ function groupKeys(v) {
 }
 
 async function update(panel, v) {
-  for (const key of ["fel", "feh"]) panel.controls.element(key).disabled = !v.fAs;
-  panel.controls.element("fc").disabled = !v.fDu;
-  panel.controls.element("fLs").disabled = !v.fLo;
+  // A control the charts ignore is off, and says what turns it on.
+  const c = panel.controls;
+  c.setEnabled("fe", !v.fAs, "Ignored while Asymmetric clip is on (ε_low / ε_high replace it): untick it to use ε.");
+  for (const key of ["fel", "feh"]) c.setEnabled(key, v.fAs, "Off: tick Asymmetric clip to use it.");
+  c.setEnabled("fc", v.fDu, "Off: tick Dual clip to use it.");
+  c.setEnabled("fLs", v.fLo, "Off: tick “Set loss_scale_factor” to use it.");
   const keys = groupKeys(v);
   const groups = { curves: drawCurves, sequence: drawSequence, aggregation: drawAggregation };
   await Promise.all([

@@ -1,5 +1,7 @@
-// The hyperparameter panel: the seed's table, served by the API. Each row links to the control
-// on this page that moves it (focused on click), and shows that control's current value.
+// The hyperparameter panel: the seed's table, served by the API, as a live view of the page's
+// one state: each row links to every control that moves its knob (a shared knob such as ε has
+// one in several panels, all in step) and its "now" column shows that knob's value. A knob the
+// page only has on another scale (the lab's plain-SGD learning rate) is linked, not compared.
 import { getJSON } from "../api.js";
 import { valueOf } from "../controls.js";
 import { createPanel } from "../panel.js";
@@ -8,6 +10,8 @@ const URL_PATH = "/api/v1/hyperparameters";
 // Knobs the API table has no loss-panel control for: the training lab moves them (on its own
 // scale: plain SGD on a toy policy, so its learning rate is not the table's Adam one).
 const LAB_CONTROLS = { ppo_epochs: "lab-epochs", learning_rate: "lab-lr" };
+/** Rows whose page control is on another scale than the table's default: no "now" value. */
+const OTHER_SCALE = new Set(["learning_rate"]);
 let rows = null;
 
 /** The id of the page control that moves a row's knob, or null. */
@@ -33,14 +37,23 @@ function panelTitle(control) {
   return heading ? heading.textContent : "this page";
 }
 
+/** Every control on the page that holds the same key as `control` (a shared knob's copies). */
+function copies(control) {
+  const key = control.dataset.key;
+  return key ? [...document.querySelectorAll(`[data-key="${CSS.escape(key)}"]`)] : [control];
+}
+
 function nameCell(row) {
   const label = `<code>${escape(row.name)}</code> (${escape(row.symbol)})`;
   const id = controlId(row);
   const control = id && document.getElementById(id);
   if (control) {
-    const scale = row.control ? "" : ' <span class="hyper-none">(plain SGD on a toy: its own scale)</span>';
-    return `${label}<br><a class="hyper-link" href="#${escape(id)}" data-control="${escape(id)}">` +
-      `move it in “${escape(panelTitle(control))}”</a>${scale}`;
+    const scale = OTHER_SCALE.has(row.name)
+      ? ' <span class="hyper-none">(plain SGD on a toy: its own scale)</span>' : "";
+    const links = copies(control).map((c) =>
+      `<a class="hyper-link" href="#${escape(c.id)}" data-control="${escape(c.id)}">“${escape(panelTitle(c))}”</a>`);
+    const where = links.length > 1 ? `one value, moved in ${links.join(", ")}` : `move it in ${links[0]}`;
+    return `${label}<br><span class="hyper-where">${where}</span>${scale}`;
   }
   // No control on the page for this knob: point to the training lab, where the page has one.
   return `${label}<br><a class="hyper-link" href="#panel-lab" data-control="panel-lab">see the training lab</a>`;
@@ -49,13 +62,13 @@ function nameCell(row) {
 function nowCell(row) {
   const id = controlId(row);
   const control = id && document.getElementById(id);
-  return control ? show(valueOf(control)) : "—";
+  return control && !OTHER_SCALE.has(row.name) ? show(valueOf(control)) : "—";
 }
 
 function render(panel) {
   const body = rows.map((row) => `<tr data-name="${escape(row.name)}">` +
     `<th scope="row">${nameCell(row)}</th><td data-label="Default">${escape(show(row.default))}</td>` +
-    `<td class="hyper-now" data-label="Now" data-control="${escape(controlId(row) || "")}">${escape(nowCell(row))}</td>` +
+    `<td class="hyper-now" data-label="Now" data-control="${escape(OTHER_SCALE.has(row.name) ? "" : controlId(row) || "")}">${escape(nowCell(row))}</td>` +
     `<td data-label="Controls">${escape(row.controls)}</td><td data-label="Too high">${escape(row.too_high)}</td>` +
     `<td data-label="Too low">${escape(row.too_low)}</td></tr>`);
   panel.root.querySelector("#hyper-table tbody").innerHTML = body.join("");
@@ -70,7 +83,7 @@ function refreshNow(panel) {
 }
 
 function focusControl(event) {
-  const link = event.target.closest("a.hyper-link");
+  const link = event.target.closest("a.hyper-link[data-control]");
   if (!link) return;
   const target = document.getElementById(link.dataset.control);
   if (!target) return;

@@ -3,6 +3,7 @@
 // and the expected gradient of each estimator used as a loss against the true gradient.
 import { apiUrl, getJSON } from "../api.js";
 import { createPanel, layout } from "../panel.js";
+import { colourTerms } from "../terms.js";
 
 const PRESETS = {
   close: { kD: 0.5 },
@@ -13,12 +14,21 @@ const PRESETS = {
 };
 
 const STEPS = 41;
-const COLORS = { k1: "#d62728", k2: "#ff7f0e", k3: "#1f4e9c" };
-const BAND = { k1: "rgba(214,39,40,0.12)", k2: "rgba(255,127,14,0.14)", k3: "rgba(31,78,156,0.16)" };
+// Dark enough for the formula's coloured terms (text contrast >= 4.5:1).
+const COLORS = { k1: "#d62728", k2: "#b45309", k3: "#1f4e9c" };
+const BAND = { k1: "rgba(214,39,40,0.12)", k2: "rgba(180,83,9,0.14)", k3: "rgba(31,78,156,0.16)" };
 const ESTIMATORS = ["k1", "k2", "k3"];
 
 function query(v) {
   return { vocab_size: v.kV, max_drift: v.kD, steps: STEPS, samples: v.kS, seed: v.kSeed };
+}
+
+/** The means chart's y range comes from the true KL (what every estimator estimates):
+ * [−0.25, 1.6] × its largest value. A noisy estimator's outlier (k3's band when the policy
+ * drifts far) leaves the chart instead of squashing the means; "Fit axes" keeps this rule. */
+function meanRange(d) {
+  const top = Math.max(...d.true_kl, 1e-3);
+  return [-0.25 * top, 1.6 * top];
 }
 
 function meanChart(d) {
@@ -44,7 +54,7 @@ function meanChart(d) {
     layout: layout({
       title: { text: `Means ± 1 std, ${d.samples} tokens per drift`, font: { size: 14 } },
       xaxis: { title: { text: "drift of the policy logits" } },
-      yaxis: { title: { text: "KL estimate (nats)" }, zeroline: true },
+      yaxis: { title: { text: "KL estimate (nats)" }, zeroline: true, range: meanRange(d) },
       height: 400,
     }),
   };
@@ -133,4 +143,15 @@ async function update(panel, v) {
   panel.rendered();
 }
 
-export default () => createPanel("kl", { presets: PRESETS, update });
+// Fixed axes (panel.js): more samples, another seed or a larger drift keep the charts' ranges
+// until "Fit axes", so the estimators' noise is compared on one scale.
+export default () => {
+  const panel = createPanel("kl", {
+    presets: PRESETS, update, fixedAxes: ["kl-chart-mean", "kl-chart-std", "kl-chart-grad"],
+  });
+  // The estimators' formulas name the mean chart's curves, their gradients the gradient chart's.
+  colourTerms(panel.root, ESTIMATORS.flatMap((k) => [
+    { name: `${k} mean`, color: COLORS[k] }, { name: k, color: COLORS[k] },
+  ]));
+  return panel;
+};

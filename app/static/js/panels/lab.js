@@ -1,193 +1,130 @@
-// The training lab: runs vanilla PG, PPO and PPO + KL side by side on a toy language
-// policy, streamed one iteration at a time over server-sent events; the curves fill in live.
+// The training lab: runs vanilla PG, PPO and PPO + KL side by side on a toy language policy,
+// streamed one iteration at a time over server-sent events; the curves fill in live.
 // Nothing runs until the Run button is pressed; the charts stay hidden until the first run.
+//
+// The presets and the work budget come from the server (./lab/presets.js): the page says
+// before Run whether a run is too large. A run can be paused (the stream goes on; its
+// iterations wait in memory), stepped one iteration at a time, and scrubbed: a slider over the
+// iterations shown marks one on every chart (./lab/charts.js) with its numbers and samples
+// (./lab/readouts.js).
 import { ApiError } from "../api.js";
-import { createPanel, layout } from "../panel.js";
+import { createPanel } from "../panel.js";
+import { colourTerms } from "../terms.js";
+import { ALGORITHMS, drawEmpty, extendCharts, markIteration } from "./lab/charts.js";
+import { budget, KNOB_KEYS, loadPresets, presetValues } from "./lab/presets.js";
+import { addSamples, atIteration, observed, plural, resetSamples, sampleAt } from "./lab/readouts.js";
 
 const STREAM_PATH = "/api/v1/lab/stream";
 
-// Control values of the server's four presets (ppo_core.lab.PRESETS); unnamed keys reset.
-const PRESETS = {
-  default: {},
-  "high-lr": { lLr: 100 },
-  "no-ent": { lEnt: 0 },
-  kl: { lKl: 0.1, lTgt: true, lTkl: 0.1 },
-};
-
-const ALGORITHMS = [
-  { name: "pg", key: "lPg", label: "PG", color: "#d62728" },
-  { name: "ppo", key: "lPpo", label: "PPO", color: "#1f4e9c" },
-  { name: "ppo-kl", key: "lPkl", label: "PPO + KL", color: "#2ca02c" },
-];
-const BY_NAME = Object.fromEntries(ALGORITHMS.map((a) => [a.name, a]));
-
-const CHARTS = [
-  { id: "lab-chart-reward", metric: "reward", title: "Mean reward", y: "reward" },
-  { id: "lab-chart-kl-old", metric: "kl_old", title: "KL per update (new ‖ old), log axis",
-    y: "nats per word", log: true },
-  { id: "lab-chart-kl-ref", metric: "kl_ref", title: "KL to the reference", y: "nats per word" },
-  { id: "lab-chart-entropy", metric: "entropy", title: "Entropy", y: "nats per word" },
-  { id: "lab-chart-clip", metric: "clip_fraction", title: "Clip fraction (pg: where PPO would clip)",
-    y: "share of words", range: [0, 1] },
-];
-
-/** The run in progress or the last one: its stream, the numbers so far, the points not drawn. */
+/** The run in progress or the last one (see start()); { state: "idle" } before any. */
 let run = null;
+const $ = (panel, selector) => panel.root.querySelector(selector);
 
 function chosen(v) {
   return ALGORITHMS.filter((a) => v[a.key]).map((a) => a.name);
+}
+
+function millions(n) {
+  return `${Number((n / 1e6).toPrecision(3))} M`;
 }
 
 /** The knobs' problems the page can see before asking the server (which checks them all). */
 function problem(v) {
   if (chosen(v).length === 0) return "Pick at least one algorithm to train.";
   if (v.lTgt && v.lKl <= 0) return "A KL target needs a KL coef β above 0 (β adapts from it).";
+  const b = budget(v, chosen(v));
+  if (b.over) {
+    return `Too large for this server: ${millions(b.work)} work units, the limit is ` +
+      `${millions(b.max)}. Lower the iterations, epochs, batch size or algorithms.`;
+  }
   return null;
 }
 
 function streamUrl(v) {
   const query = new URLSearchParams();
   for (const name of chosen(v)) query.append("algorithms", name);
-  const knobs = {
-    iterations: v.lIt, lr: v.lLr, epochs: v.lEp, batch_size: v.lBs, clip_ratio: v.lClip,
-    entropy_coef: v.lEnt, kl_coef: v.lKl, target_kl: v.lTgt ? v.lTkl : undefined, seed: v.lSeed,
-  };
-  for (const [key, value] of Object.entries(knobs)) {
-    if (value !== undefined) query.set(key, String(value));
+  for (const [knob, key] of Object.entries(KNOB_KEYS)) {
+    if (knob === "target_kl" && !v.lTgt) continue;
+    query.set(knob, String(v[key]));
   }
   return `${STREAM_PATH}?${query}`;
 }
 
-function plural(n, word) {
-  return `${n} ${word}${n === 1 ? "" : "s"}`;
-}
-
-function fmt(x, digits = 3) {
-  if (!Number.isFinite(x)) return "—";
-  if (x !== 0 && Math.abs(x) < 10 ** -digits) return x.toExponential(1);
-  return x.toFixed(digits);
-}
-
-function chartLayout(chart, iterations) {
-  const yaxis = { title: { text: chart.y } };
-  if (chart.log) {
-    yaxis.type = "log";
-    yaxis.exponentformat = "power";
-  }
-  if (chart.range) yaxis.range = chart.range;
-  return layout({
-    title: { text: chart.title, font: { size: 14 } },
-    xaxis: { title: { text: "iteration" }, range: [0, Math.max(iterations - 1, 1)] },
-    yaxis,
-    height: 300,
-    margin: { l: 56, r: 12, t: 36, b: 40 },
-    legend: { orientation: "h", y: -0.28 },
-  });
-}
-
-function emptyTraces(algorithms) {
-  return algorithms.map((name) => ({
-    x: [], y: [], mode: "lines", name: BY_NAME[name].label,
-    line: { color: BY_NAME[name].color, width: 2 },
-    hovertemplate: `it %{x}: %{y:.4g}<extra>${BY_NAME[name].label}</extra>`,
-  }));
-}
-
-function drawEmpty(panel, algorithms, iterations) {
-  return Promise.all(CHARTS.map((c) => panel.draw(c.id, emptyTraces(algorithms), chartLayout(c, iterations))));
-}
-
 function setStatus(panel, text) {
-  panel.root.querySelector("#lab-status").textContent = text;
+  const status = $(panel, "#lab-status");
+  if (status.textContent !== text) status.textContent = text; // a live region: say news only
 }
 
-function setRunning(panel, running) {
-  const runButton = panel.root.querySelector("#lab-run");
-  const stopButton = panel.root.querySelector("#lab-stop");
-  const hadFocus = document.activeElement === runButton || document.activeElement === stopButton;
-  runButton.disabled = running || problem(panel.controls.values()) !== null;
-  stopButton.disabled = !running;
-  // Keep keyboard focus on the button that now does something.
-  if (hadFocus) (running ? stopButton : runButton).focus();
-}
+// ---- the budget and the errors, next to the Run button ----------------------------------
 
-// ---- the "observed in this run" readout, from the streamed numbers only -------------------
-
-function observed(r) {
-  const n = r.received;
-  if (n === 0) return "<p>No iteration finished yet.</p>";
-  const rows = r.algorithms.map((name) => {
-    const s = r.series[name];
-    let peak = 0;
-    for (let i = 1; i < s.kl_old.length; i += 1) if (s.kl_old[i] > s.kl_old[peak]) peak = i;
-    const halved = s.entropy.findIndex((h) => h < s.entropy[0] / 2);
-    const last = s.reward.length - 1;
-    return `<tr data-alg="${name}"><th scope="row"><span class="lab-swatch lab-c-${name}"></span>${BY_NAME[name].label}</th>` +
-      `<td data-label="Largest update KL">${fmt(s.kl_old[peak], 4)} <small>(it ${peak})</small></td>` +
-      `<td data-label="Final reward">${fmt(s.reward[last])}</td>` +
-      `<td data-label="Final entropy">${fmt(s.entropy[last])}</td>` +
-      `<td data-label="Entropy halved at">${halved < 0 ? "not yet" : `it ${halved}`}</td>` +
-      `<td data-label="Final KL to reference">${fmt(s.kl_ref[last])}</td></tr>`;
-  });
-  let ratio = "";
-  if (r.series.pg && r.series.ppo) {
-    const pg = Math.max(...r.series.pg.kl_old);
-    const ppo = Math.max(...r.series.ppo.kl_old);
-    if (ppo > 0) {
-      ratio = `<p class="lab-ratio">Largest update KL, PG ÷ PPO: <strong>${fmt(pg / ppo, 1)}×</strong> ` +
-        `(${fmt(pg, 4)} vs ${fmt(ppo, 4)} nats per word).</p>`;
-    }
+function showBudget(panel, v) {
+  const line = $(panel, "#lab-budget");
+  const b = budget(v, chosen(v));
+  line.classList.toggle("over", b.over);
+  if (b.work === null) {
+    delete line.dataset.work;
+    line.textContent = b.failure
+      ? `Work budget unknown (${b.failure}); the server checks it on Run.`
+      : "Work budget: reading the server's limit…";
+    return;
   }
-  const where = r.state === "done" ? `all ${plural(n, "iteration")}` : `${n} of ${plural(r.iterations, "iteration")}`;
-  return `<p><strong>Observed in this run</strong> (${where}, ${r.stale ? "settings since changed" : "current settings"}):</p>` +
-    ratio +
-    `<div class="table-wrap"><table id="lab-observed-table"><thead><tr><th scope="col">Algorithm</th>` +
-    "<th scope=\"col\">Largest update KL</th><th scope=\"col\">Final reward</th><th scope=\"col\">Final entropy</th>" +
-    "<th scope=\"col\">Entropy halved at</th><th scope=\"col\">Final KL to reference</th></tr></thead>" +
-    `<tbody>${rows.join("")}</tbody></table></div>`;
+  line.dataset.work = String(b.work);
+  line.dataset.max = String(b.max);
+  const terms = `${v.lIt} it × ${v.lEp} epochs × ${v.lBs} × ${b.seqLen} words × ` +
+    `${plural(chosen(v).length, "algorithm")}`;
+  line.textContent = b.over
+    ? `Over budget: ${millions(b.work)} work units (${terms}) against this server's ` +
+      `${millions(b.max)}. Run is off until it fits: lower the iterations, epochs, batch size or algorithms.`
+    : `Work: ${millions(b.work)} of ${millions(b.max)} (${terms}).`;
 }
 
-// ---- samples ---------------------------------------------------------------------------------
-
-function resetSamples(panel, algorithms) {
-  const box = panel.root.querySelector("#lab-samples");
-  box.replaceChildren();
-  for (const name of algorithms) {
-    const column = document.createElement("div");
-    column.className = "lab-sample-col";
-    column.dataset.alg = name;
-    const heading = document.createElement("h4");
-    heading.textContent = BY_NAME[name].label;
-    heading.className = `lab-c-${name}`;
-    const list = document.createElement("ol");
-    list.className = "lab-sample-list";
-    list.reversed = true;
-    list.tabIndex = 0; // scrolls: reachable by keyboard
-    list.setAttribute("aria-label", `${BY_NAME[name].label}: sample sentences, newest first`);
-    column.append(heading, list);
-    box.append(column);
-  }
+/** An error (or a problem with the knobs) right beside Run, where the eye is. */
+function showError(panel, message) {
+  const line = $(panel, "#lab-error");
+  line.hidden = false;
+  line.textContent = message;
+  window.__ppo.errors.lab = message;
 }
 
-function addSamples(panel, iteration, metrics) {
-  for (const [name, m] of Object.entries(metrics)) {
-    if (!m.samples || m.samples.length === 0) continue;
-    const list = panel.root.querySelector(`.lab-sample-col[data-alg="${name}"] ol`);
-    if (!list) continue;
-    const item = document.createElement("li");
-    item.value = iteration;
-    const at = document.createElement("span");
-    at.className = "lab-it";
-    at.textContent = `it ${iteration}`;
-    item.append(at);
-    for (const sentence of m.samples) {
-      const q = document.createElement("q");
-      q.className = "lab-sentence";
-      q.textContent = sentence;
-      item.append(q);
-    }
-    list.prepend(item); // newest first
+function clearError(panel) {
+  const line = $(panel, "#lab-error");
+  line.hidden = true;
+  line.textContent = "";
+  window.__ppo.errors.lab = null;
+}
+
+/** Results on screen that no longer match the knobs: marked (kept to compare), or unmarked. */
+function markStale(panel, stale) {
+  const note = $(panel, "#lab-stale");
+  note.hidden = !stale;
+  note.textContent = stale
+    ? "The results below are from earlier settings: press Run to train with the current ones."
+    : "";
+  for (const el of panel.root.querySelectorAll(".lab-results")) el.classList.toggle("is-stale", stale);
+}
+
+/** Enable the buttons that do something now; keep keyboard focus on one that does. */
+function syncButtons(panel) {
+  const buttons = {
+    run: $(panel, "#lab-run"), pause: $(panel, "#lab-pause"), step: $(panel, "#lab-step"),
+    stop: $(panel, "#lab-stop"),
+  };
+  const focused = Object.values(buttons).includes(document.activeElement) ? document.activeElement : null;
+  const r = run && run.steps ? run : null;
+  const running = r !== null && r.state === "running";
+  const waiting = r !== null && r.shown < r.received;
+  buttons.run.disabled = running || problem(panel.controls.values()) !== null;
+  buttons.stop.disabled = !running;
+  buttons.pause.disabled = !(running || (r && r.paused && waiting));
+  buttons.pause.textContent = r && r.paused ? "Resume" : "Pause";
+  buttons.step.disabled = !(r && r.paused && (running || waiting));
+  if (focused && focused.disabled) {
+    const next = [running ? buttons.stop : buttons.run, buttons.run].find((b) => !b.disabled);
+    if (next) next.focus();
   }
+  panel.root.dataset.labState = r ? r.state : "idle";
+  panel.root.dataset.labReceived = String(r ? r.received : 0);
+  panel.root.dataset.labShown = String(r ? r.shown : 0);
 }
 
 // ---- drawing: points are buffered and drawn at most once per animation frame ----------------
@@ -197,45 +134,145 @@ function flush(panel, r) {
   const pending = r.pending;
   if (pending.length === 0) return Promise.resolve();
   r.pending = [];
-  const indices = r.algorithms.map((_, i) => i);
-  const draws = CHARTS.map((c) => {
-    const update = {
-      x: r.algorithms.map(() => pending.map((p) => p.iteration)),
-      y: r.algorithms.map((name) => pending.map((p) => p.metrics[name][c.metric])),
-    };
-    return window.Plotly.extendTraces(c.id, update, indices);
-  });
-  panel.root.querySelector("#lab-progress").value = r.received;
-  panel.root.querySelector("#lab-readout").innerHTML = observed(r);
-  return Promise.all(draws);
+  const drawn = extendCharts(r.algorithms, pending);
+  $(panel, "#lab-progress").value = r.shown;
+  $(panel, "#lab-readout").innerHTML = observed(r);
+  return drawn.then(() => showScrub(panel, r));
 }
 
 function scheduleFlush(panel, r) {
   if (!r.frame) r.frame = window.requestAnimationFrame(() => { r.drawn = r.drawn.then(() => flush(panel, r)); });
 }
 
-/** Draw what is left now, then `then()`: the end of a run, whatever ended it. */
+/** Put the received iterations up to `upTo` (a count) on the charts, samples and readouts. */
+function reveal(panel, r, upTo) {
+  for (let i = r.shown; i < upTo; i += 1) {
+    const step = r.steps[i];
+    for (const name of r.algorithms) {
+      const m = step.metrics[name];
+      for (const key of Object.keys(r.series[name])) r.series[name][key].push(m[key]);
+    }
+    r.pending.push(step);
+    addSamples(panel.root, step.iteration, step.metrics);
+  }
+  if (upTo > r.shown) {
+    r.shown = upTo;
+    scheduleFlush(panel, r);
+  }
+}
+
+// ---- pause, step and scrub ---------------------------------------------------------------
+
+function describe(panel, r) {
+  if (r.state === "running") {
+    setStatus(panel, r.paused
+      ? `Paused at ${r.shown} of ${plural(r.iterations, "iteration")}: the run goes on; Step shows one more, Resume the rest.`
+      : `Training ${r.algorithms.join(", ")} for ${plural(r.iterations, "iteration")}…`);
+    return;
+  }
+  const waiting = r.received - r.shown;
+  const more = waiting > 0 ? ` Showing ${r.shown}: ${waiting} more to step through or resume.` : "";
+  if (r.state === "done") {
+    setStatus(panel, `Done: ${plural(r.iterations, "iteration")} of ${r.algorithms.join(", ")}.${more}`);
+  } else if (r.state === "stopped") {
+    setStatus(panel, `Stopped after ${r.received} of ${plural(r.iterations, "iteration")}.${more}`);
+  }
+}
+
+function togglePause(panel) {
+  const r = run;
+  if (!r || !r.steps) return;
+  r.paused = !r.paused;
+  r.want = 0;
+  if (!r.paused) reveal(panel, r, r.received);
+  describe(panel, r);
+  syncButtons(panel);
+  r.drawn = r.drawn.then(() => showScrub(panel, r));
+}
+
+/** Show exactly one more iteration: a received one, or the next to arrive. */
+function stepOnce(panel) {
+  const r = run;
+  if (!r || !r.steps || !r.paused) return;
+  if (r.shown < r.received) reveal(panel, r, r.shown + 1);
+  else if (r.state === "running") r.want += 1;
+  describe(panel, r);
+  syncButtons(panel);
+}
+
+/** The scrubbed iteration, or the newest shown while the slider follows the run. */
+function scrubbed(r) {
+  return r.follow ? r.shown - 1 : r.at;
+}
+
+/** Sync the scrub slider with the iterations shown; mark the chosen one on every chart (not
+ * while a run streams live and the slider follows it: that would redraw five charts a frame). */
+function showScrub(panel, r) {
+  if (run !== r) return Promise.resolve();
+  const slider = $(panel, "#lab-scrub");
+  const out = $(panel, "#lab-scrub-out");
+  const box = $(panel, "#lab-at");
+  slider.max = String(Math.max(r.shown - 1, 0));
+  slider.disabled = r.shown === 0;
+  if (r.shown === 0) {
+    out.textContent = "—";
+    box.replaceChildren();
+    return markIteration(null);
+  }
+  const at = scrubbed(r);
+  slider.value = String(at);
+  out.textContent = `it ${at}`;
+  slider.setAttribute("aria-valuetext", `iteration ${at} of ${r.shown - 1}`);
+  const live = r.follow && r.state === "running" && !r.paused;
+  if (live) {
+    box.replaceChildren();
+    return markIteration(null);
+  }
+  box.innerHTML = atIteration(r, at);
+  for (const li of panel.root.querySelectorAll(".lab-sample-list li.lab-at")) li.classList.remove("lab-at");
+  for (const name of r.algorithms) {
+    const checkpoint = sampleAt(r, name, at);
+    if (!checkpoint) continue;
+    const li = panel.root.querySelector(`.lab-sample-col[data-alg="${name}"] li[data-iteration="${checkpoint.iteration}"]`);
+    if (li) li.classList.add("lab-at");
+  }
+  return markIteration(at);
+}
+
+function onScrub(panel) {
+  const r = run;
+  if (!r || !r.steps || r.shown === 0) return;
+  const at = Number($(panel, "#lab-scrub").value);
+  r.follow = at >= r.shown - 1;
+  r.at = at;
+  r.drawn = r.drawn.then(() => showScrub(panel, r));
+}
+
+// ---- a run -----------------------------------------------------------------------------------
+
+/** The end of a run, whatever ended it: draw what is shown, then say how it ended. */
 function finish(panel, r, state, message) {
   if (r.state !== "running") return;
   r.state = state;
-  r.source.close();
-  if (r.frame) window.cancelAnimationFrame(r.frame);
-  r.frame = 0;
-  setRunning(panel, false);
+  // After `done` the server ends the response itself: closing now could abort its last bytes
+  // (the browser logs that as a failed request); the `error` event that follows closes it.
+  if (state !== "done") r.source.close();
+  r.want = 0;
+  syncButtons(panel);
   r.drawn = r.drawn.then(() => flush(panel, r)).then(() => {
-    panel.root.querySelector("#lab-progress").value = r.received;
-    panel.root.querySelector("#lab-readout").innerHTML = observed(r);
+    $(panel, "#lab-progress").value = r.shown;
+    $(panel, "#lab-readout").innerHTML = observed(r);
     if (state === "error") {
       setStatus(panel, r.received === 0
-        ? "Not started: see the message below."
+        ? "Not started."
         : `Stopped by an error after ${r.received} of ${plural(r.iterations, "iteration")}.`);
-      panel.showError(message.error, message.prefix);
-      return;
+      showError(panel, `${message.prefix}${message.error.message}`);
+      return showScrub(panel, r);
     }
-    setStatus(panel, state === "done"
-      ? `Done: ${plural(r.iterations, "iteration")} of ${r.algorithms.join(", ")}.`
-      : `Stopped after ${r.received} of ${plural(r.iterations, "iteration")}.`);
+    describe(panel, r);
     panel.rendered();
+    panel.refresh(); // the knobs may have moved during the run: mark the results stale
+    return showScrub(panel, r);
   });
 }
 
@@ -277,30 +314,32 @@ function start(panel) {
   const v = panel.controls.values();
   const why = problem(v);
   if (why) {
-    panel.showError(new Error(why), "");
+    showError(panel, why);
     return;
   }
   stop(panel);
   const url = streamUrl(v);
   panel.setApiLink(url);
   const r = {
-    url, algorithms: chosen(v), iterations: v.lIt, received: 0, state: "running", stale: false,
+    url, algorithms: chosen(v), iterations: v.lIt, received: 0, shown: 0, steps: [],
+    paused: false, want: 0, follow: true, at: 0, state: "running", stale: false,
     series: {}, pending: [], frame: 0, opened: false, drawn: Promise.resolve(), source: null,
   };
   for (const name of r.algorithms) {
     r.series[name] = { reward: [], kl_old: [], kl_ref: [], entropy: [], clip_fraction: [] };
   }
   run = r;
-  const progress = panel.root.querySelector("#lab-progress");
+  const progress = $(panel, "#lab-progress");
   progress.max = r.iterations;
   progress.value = 0;
-  panel.root.querySelector(".panel-error").hidden = true;
-  panel.root.querySelector("#lab-readout").innerHTML = "";
-  resetSamples(panel, r.algorithms);
-  panel.root.querySelector(".lab-charts").hidden = false;
-  r.drawn = drawEmpty(panel, r.algorithms, r.iterations);
-  setRunning(panel, true);
-  setStatus(panel, `Training ${r.algorithms.join(", ")} for ${plural(r.iterations, "iteration")}…`);
+  clearError(panel);
+  markStale(panel, false);
+  $(panel, "#lab-readout").innerHTML = "";
+  resetSamples($(panel, "#lab-samples"), r.algorithms);
+  $(panel, ".lab-charts").hidden = false;
+  r.drawn = drawEmpty(panel, r.algorithms, r.iterations).then(() => showScrub(panel, r));
+  syncButtons(panel);
+  describe(panel, r);
 
   const source = new EventSource(url);
   r.source = source;
@@ -309,19 +348,22 @@ function start(panel) {
   });
   source.addEventListener("step", (event) => {
     if (r.state !== "running") return;
-    const step = JSON.parse(event.data);
+    r.steps.push(JSON.parse(event.data));
     r.received += 1;
-    for (const name of r.algorithms) {
-      const m = step.metrics[name];
-      for (const key of Object.keys(r.series[name])) r.series[name][key].push(m[key]);
+    if (!r.paused) reveal(panel, r, r.received);
+    else if (r.want > 0) {
+      r.want -= 1;
+      reveal(panel, r, r.shown + 1);
     }
-    r.pending.push(step);
-    addSamples(panel, step.iteration, step.metrics);
-    scheduleFlush(panel, r);
+    if (r.paused) describe(panel, r);
+    syncButtons(panel);
   });
   source.addEventListener("done", () => finish(panel, r, "done"));
   source.addEventListener("error", async (event) => {
-    if (r.state !== "running") return;
+    if (r.state !== "running") {
+      source.close(); // the end of a finished stream: never reconnect (that would run again)
+      return;
+    }
     // The server's own `error` event carries a message; a bare Event is a failed connection,
     // which EventSource would retry by starting the run again: close it instead.
     if (event instanceof MessageEvent && event.data) {
@@ -354,44 +396,48 @@ function stop(panel) {
 /** Called on load and whenever a control moves: never trains, only prepares the next run. */
 async function update(panel, v) {
   const first = run === null;
-  panel.controls.element("lTkl").disabled = !v.lTgt || !v.lPkl;
-  panel.controls.element("lTgt").disabled = !v.lPkl;
-  panel.controls.element("lKl").disabled = !v.lPkl;
+  const algorithms = chosen(v);
+  const onlyPkl = "Used by ppo-kl only: tick ppo-kl above to use it.";
+  panel.controls.setEnabled("lTkl", v.lTgt && v.lPkl, v.lPkl ? "Off: tick “Adapt β to a KL target” to use it." : onlyPkl);
+  panel.controls.setEnabled("lTgt", v.lPkl, onlyPkl);
+  panel.controls.setEnabled("lKl", v.lPkl, onlyPkl);
   panel.setApiLink(streamUrl(v));
+  showBudget(panel, v);
   const why = problem(v);
-  // A problem shows at once; an old run's error goes when the settings change.
-  if (why) panel.showError(new Error(why), "");
-  else if (!run || run.state !== "error" || run.url !== streamUrl(v)) {
-    panel.root.querySelector(".panel-error").hidden = true;
-  }
+  // A problem shows at once (the budget's in its own line); an old run's error goes when the
+  // settings change.
+  if (why && !budget(v, algorithms).over) showError(panel, why);
+  else if (!run || run.state !== "error" || run.url !== streamUrl(v)) clearError(panel);
   if (first) {
     run = { state: "idle" };
-    panel.root.querySelector("#lab-progress").max = v.lIt;
-    panel.root.querySelector("#lab-readout").innerHTML =
+    $(panel, "#lab-progress").max = v.lIt;
+    $(panel, "#lab-readout").innerHTML =
       "<p>Nothing has run yet: press <strong>Run</strong> to train (a 100-iteration run takes a few seconds).</p>";
     setStatus(panel, "Ready.");
-    setRunning(panel, false);
+    syncButtons(panel);
     panel.rendered();
     return;
   }
-  if (run.state === "running") {
-    panel.root.querySelector("#lab-run").disabled = true;
-    return;
-  }
-  setRunning(panel, false);
-  if (run.url && run.url !== streamUrl(v) && !run.stale) {
-    run.stale = true;
-    panel.root.querySelector("#lab-readout").innerHTML = observed(run);
-    setStatus(panel, "Settings changed: press Run to train with them.");
-  } else if (run.url === streamUrl(v) && run.stale) {
-    run.stale = false;
-    panel.root.querySelector("#lab-readout").innerHTML = observed(run);
+  syncButtons(panel);
+  if (!run.steps || run.state === "running") return;
+  const stale = run.url !== streamUrl(v);
+  if (stale !== run.stale) {
+    run.stale = stale;
+    $(panel, "#lab-readout").innerHTML = observed(run);
+    markStale(panel, stale && run.shown > 0);
+    if (stale) setStatus(panel, "Settings changed: press Run to train with them.");
+    else describe(panel, run);
   }
 }
 
 export default () => {
-  const panel = createPanel("lab", { presets: PRESETS, update });
-  panel.root.querySelector("#lab-run").addEventListener("click", () => start(panel));
-  panel.root.querySelector("#lab-stop").addEventListener("click", () => stop(panel));
+  const panel = createPanel("lab", { presets: presetValues, update });
+  colourTerms(panel.root, ALGORITHMS.map((a) => ({ name: a.label, color: a.color })));
+  $(panel, "#lab-run").addEventListener("click", () => start(panel));
+  $(panel, "#lab-stop").addEventListener("click", () => stop(panel));
+  $(panel, "#lab-pause").addEventListener("click", () => togglePause(panel));
+  $(panel, "#lab-step").addEventListener("click", () => stepOnce(panel));
+  $(panel, "#lab-scrub").addEventListener("input", () => onScrub(panel));
+  loadPresets(panel);
   return panel;
 };

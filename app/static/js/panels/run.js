@@ -27,21 +27,16 @@ let mapError = null; // why the metric map could not be loaded, shown after ever
 
 // ------------------------------------------------------------------ errors next to their control
 
-const ERROR_LINES = ["#run-file-error", "#run-format-error", "#run-export-error"];
+// Each error line belongs to a control (its template marks it data-error-for): panel.js shows
+// it beside that control, in view, and marks the control invalid.
+const ERROR_ANCHORS = ["#run-file", "#run-format", "#run-export"];
 
-function showLineError(panel, selector, message) {
-  const line = $(panel.root, selector);
-  line.hidden = false;
-  line.textContent = message;
-  window.__ppo.errors.run = message;
+function showLineError(panel, anchor, message) {
+  panel.errorNear($(panel.root, anchor), message);
 }
 
-function clearLineErrors(panel, selectors = ERROR_LINES) {
-  for (const selector of selectors) {
-    const line = $(panel.root, selector);
-    line.hidden = true;
-    line.textContent = "";
-  }
+function clearLineErrors(panel, anchors = ERROR_ANCHORS) {
+  for (const anchor of anchors) panel.clearErrorNear($(panel.root, anchor));
 }
 
 /** A refused file: next to the format menu when the API blames the format, else next to the file. */
@@ -49,7 +44,7 @@ function showReportError(panel, error) {
   const messages = error.messages || [error.message];
   const blamesFormat = messages.some((m) => /\((?:[\w]+\.)*format\)$/.test(m));
   const what = error.status === 413 ? "The file is too large" : "The file was refused";
-  showLineError(panel, blamesFormat ? "#run-format-error" : "#run-file-error", `${what}: ${error.message}`);
+  showLineError(panel, blamesFormat ? "#run-format" : "#run-file", `${what}: ${error.message}`);
 }
 
 // ------------------------------------------------------------------ drawing
@@ -152,11 +147,11 @@ function wire(panel) {
     if (!shown) return;
     const button = $(root, "#run-export");
     button.disabled = true;
-    clearLineErrors(panel, ["#run-export-error"]);
+    clearLineErrors(panel, ["#run-export"]);
     try {
       await exportReport(shown);
     } catch (error) {
-      showLineError(panel, "#run-export-error", `The export failed: ${error.message}`);
+      showLineError(panel, "#run-export", `The export failed: ${error.message}`);
     } finally {
       button.disabled = !shown;
     }

@@ -5,9 +5,9 @@ import { apiUrl, getJSON } from "../api.js";
 import { createPanel, layout } from "../panel.js";
 
 const PRESETS = {
-  value: { tVf: 2 },
-  explore: { tEnt: 0.2 },
-  tight: { tClip: 0.05 },
+  value: { vf: 2 },
+  explore: { ent: 0.2 },
+  tight: { eps: 0.05 },
   batch: { tSeed: 7 },
 };
 
@@ -24,7 +24,7 @@ const DIAGNOSTICS = [
 ];
 
 function query(v) {
-  return { seed: v.tSeed, clip_ratio: v.tClip, vf_coef: v.tVf, entropy_coef: v.tEnt };
+  return { seed: v.tSeed, clip_ratio: v.eps, vf_coef: v.vf, entropy_coef: v.ent };
 }
 
 const fmt = (x) => (x === null || x === undefined ? "—" : Math.abs(x) >= 1e4 || (x !== 0 && Math.abs(x) < 1e-3)
@@ -33,7 +33,7 @@ const fmt = (x) => (x === null || x === undefined ? "—" : Math.abs(x) >= 1e4 |
 /** A waterfall drawn with bars (the cartesian plotly.js bundle has no waterfall trace): each
  * term floats from the running sum before it, the total stands on zero, dotted connectors. */
 function chart(b, v) {
-  const labels = ["policy loss", `c₁ × value (${v.tVf})`, `−c₂ × entropy (${v.tEnt})`, "total"];
+  const labels = ["policy loss", `c₁ × value (${v.vf})`, `−c₂ × entropy (${v.ent})`, "total"];
   const terms = [b.policy_loss, b.value_term, b.entropy_term];
   const base = [];
   let sum = 0;
@@ -99,4 +99,6 @@ async function update(panel, v) {
   panel.rendered();
 }
 
-export default () => createPanel("total", { presets: PRESETS, update });
+// Fixed axes (panel.js): the loss axis of the first draw stays while c1, c2 or ε move, so a
+// larger coefficient draws a taller bar instead of relabelled ticks ("Fit axes" re-fits).
+export default () => createPanel("total", { presets: PRESETS, update, fixedAxes: ["total-chart"] });

@@ -1,7 +1,9 @@
 // The value panel: the value loss against the prediction V, unclipped and clipped around V_old,
 // in the seed's / CleanRL's convention (max of the two errors) and SB3's (clipped error only).
 import { apiUrl, getJSON } from "../api.js";
+import { dragMarker } from "../drag.js";
 import { createPanel, layout } from "../panel.js";
+import { colourTerms } from "../terms.js";
 
 const PRESETS = {
   near: { vR: 0.1, vV: 0.5 },
@@ -11,17 +13,36 @@ const PRESETS = {
 };
 
 const MARGIN = 1.5;
+/** The curves span every V the sliders can reach (R, V_old ± c and V, plus the margin), so the
+ * fixed axes never show a curve cut short; the axes themselves fit around R, the band and V. */
+const DOMAIN = [-6.5, 6.5];
 
-function query(v) {
+/** The curves by name: the charts and the formula's coloured terms read them (colours dark
+ * enough for text: contrast >= 4.5:1). */
+const UNCLIPPED = { name: "(V − R)² unclipped", color: "#d62728", dash: "dash" };
+const MAX = { name: "max(unclipped, clipped)", color: "#1f4e9c", dash: "solid" };
+const SB3 = { name: "(V_clip − R)² only", color: "#7e57c2", dash: "solid" };
+
+/** The fit view: V from the band, R and the marker, with a margin; the loss from 0 to the
+ * curves' highest point inside it. The panel keeps it while knobs move, until "Fit axes". */
+function fitRanges(data, v) {
   const lo = Math.min(v.vR, v.vOld - v.vClip, v.vV) - MARGIN;
   const hi = Math.max(v.vR, v.vOld + v.vClip, v.vV) + MARGIN;
+  let top = 0;
+  data.prediction.forEach((x, i) => {
+    if (x >= lo && x <= hi) top = Math.max(top, data.unclipped[i], data.clipped_max[i], data.clipped_only[i]);
+  });
+  return { x: [lo, hi], y: [0, 1.08 * (top || 1)] };
+}
+
+function query(v) {
   return {
     returns: v.vR,
     old_value: v.vOld,
     clip_range: v.vClip,
-    prediction_min: Math.round(lo * 10) / 10,
-    prediction_max: Math.round(hi * 10) / 10,
-    points: 301,
+    prediction_min: DOMAIN[0],
+    prediction_max: DOMAIN[1],
+    points: 521,
   };
 }
 
@@ -31,12 +52,12 @@ function pointQuery(v) {
     prediction_min: v.vV, prediction_max: v.vV + 1e-9, points: 2 };
 }
 
-function chart(data, at, v, key, title, color) {
+function chart(data, at, v, key, title, curve, fit) {
   const traces = [
-    { x: data.prediction, y: data.unclipped, name: "(V − R)² unclipped", mode: "lines",
-      line: { dash: "dash", color: "#d62728" } },
-    { x: data.prediction, y: data[key], name: key === "clipped_max" ? "max(unclipped, clipped)" : "(V_clip − R)² only",
-      mode: "lines", line: { color, width: 3 } },
+    { x: data.prediction, y: data.unclipped, name: UNCLIPPED.name, mode: "lines",
+      line: { dash: UNCLIPPED.dash, color: UNCLIPPED.color } },
+    { x: data.prediction, y: data[key], name: curve.name,
+      mode: "lines", line: { color: curve.color, dash: curve.dash, width: 3 } },
     { x: [at.prediction[0]], y: [at[key][0]], name: "marker", mode: "markers",
       marker: { size: 11, color: "#1d2433" }, showlegend: false,
       hovertemplate: "V = %{x:.2f}<br>loss %{y:.3f}<extra></extra>" },
@@ -47,8 +68,8 @@ function chart(data, at, v, key, title, color) {
     traces,
     layout: layout({
       title: { text: title, font: { size: 14 } },
-      xaxis: { title: { text: "prediction V" } },
-      yaxis: { title: { text: "loss" }, rangemode: "tozero" },
+      xaxis: { title: { text: "prediction V" }, range: fit.x },
+      yaxis: { title: { text: "loss" }, range: fit.y },
       shapes: [
         { type: "rect", xref: "x", yref: "y domain", x0: data.clip_low, x1: data.clip_high, y0: 0, y1: 1,
           fillcolor: "rgba(31,78,156,0.10)", line: { width: 0 } },
@@ -89,8 +110,9 @@ async function update(panel, v) {
     getJSON("/api/v1/value-loss-curve", q),
     getJSON("/api/v1/value-loss-curve", pointQuery(v)),
   ]);
-  const a = chart(data, at, v, "clipped_max", "seed / CleanRL: max of the two errors", "#1f4e9c");
-  const b = chart(data, at, v, "clipped_only", "Stable-Baselines3: clipped error only", "#9467bd");
+  const fit = fitRanges(data, v);
+  const a = chart(data, at, v, "clipped_max", "seed / CleanRL: max of the two errors", MAX, fit);
+  const b = chart(data, at, v, "clipped_only", "Stable-Baselines3: clipped error only", SB3, fit);
   await Promise.all([
     panel.draw("value-chart-max", a.traces, a.layout),
     panel.draw("value-chart-sb3", b.traces, b.layout),
@@ -100,4 +122,14 @@ async function update(panel, v) {
   panel.rendered();
 }
 
-export default () => createPanel("value", { presets: PRESETS, update });
+// Fixed axes (panel.js): moving the marker V, R or the band no longer rescales the charts.
+export default () => {
+  const panel = createPanel("value", {
+    presets: PRESETS, update, fixedAxes: ["value-chart-max", "value-chart-sb3"],
+  });
+  colourTerms(panel.root, [UNCLIPPED, MAX, SB3]);
+  for (const id of ["value-chart-max", "value-chart-sb3"]) {
+    dragMarker(document.getElementById(id), panel.controls.element("vV"), ["xaxis"]);
+  }
+  return panel;
+};

@@ -1,6 +1,7 @@
 // Rollout correction: the raw importance weights w = π_old / π_rollout as a histogram with the
 // threshold C drawn on it, the share of tokens it truncates or masks, and the mismatch metrics.
 // Dragging the slider redraws from the histogram alone; the panel re-runs on release.
+import { setEnabled } from "../../controls.js";
 import { layout } from "../../panel.js";
 import { bars } from "./charts.js";
 import { $, el, fmt, keyHeader, pct } from "./dom.js";
@@ -89,7 +90,9 @@ export function drawRollout(panel, data) {
   const table = $(root, "#analyze-rollout-metrics");
   const body = table.tBodies[0] || table.appendChild(el("tbody"));
   body.replaceChildren();
-  slider.disabled = !rc;
+  setEnabled(slider, Boolean(rc), data
+    ? "Off: this batch has no rollout_logprobs; send the inference engine's log-probs to use it."
+    : "Off: analyze a batch with rollout_logprobs (the example has them) to use it.");
   if (!rc || !rc.histogram) {
     $(root, "#analyze-share").textContent = data
       ? "No rollout_logprobs in this batch: send the inference engine's log-probs to measure the mismatch."
