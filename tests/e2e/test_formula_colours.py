@@ -57,8 +57,11 @@ def contrast(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
 
 @pytest.mark.parametrize("panel", sorted(TERMS))
 def test_formula_terms_wear_their_curves_colours(page: Any, ui: Any, panel: str) -> None:
-    page.goto(page.base + "/")
+    page.goto(page.base + ("/?lIt=3" if panel == "lab" else "/"))
     ui.wait_all_rendered()
+    if panel == "lab":  # the lab's charts appear with its first run (issue 12: no empty chart)
+        page.click("#lab-run")
+        ui.wait_for("document.getElementById('panel-lab').dataset.labState === 'done'", timeout=60)
     seen = page.evaluate(READ, panel)
     terms = seen["terms"]
     assert {t["curve"] for t in terms} == TERMS[panel]

@@ -51,6 +51,8 @@ const firstChartPainted = new Promise((resolve) => {
   firstChartShown = resolve;
 });
 plotlyReady.then(() => setTimeout(firstChartShown, 300), () => firstChartShown());
+// Then the whole page is laid out (app.css, .cv-defer): nothing shifts under later scrolling.
+firstChartPainted.then(afterPaint).then(() => document.documentElement.classList.remove("cv-defer"));
 
 export const PLOT_CONFIG = { responsive: true, displaylogo: false, displayModeBar: false };
 
