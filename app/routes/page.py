@@ -13,7 +13,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib.resources
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from app import __version__
+from ppo_core import lab
 
 # The page ships inside the package (package data of the wheel): found where `app` is
 # installed, never relative to a source checkout.
@@ -35,6 +36,27 @@ PLOTLY_URL = f"/vendor/plotly-cartesian-{PLOTLY_VERSION}.min.js"
 SWAGGER_DIR = Path(str(importlib.resources.files("fastapi_offline") / "static"))
 
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
+
+
+def _plain(values: dict[str, float | int | None]) -> dict[str, float | int | None]:
+    """Whole floats as ints, so the page shows ``20``, not ``20.0``."""
+    return {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in values.items()}
+
+
+LAB_DEFAULTS = _plain(asdict(lab.PRESETS["default"]))
+"""The lab sliders' starting values: ppo_core's "default" preset (the one source of presets)."""
+LAB_LIMITS = _plain(
+    {
+        "lr": lab.MAX_LR,
+        "epochs": lab.MAX_EPOCHS,
+        "batch_min": lab.MIN_BATCH_SIZE,
+        "batch_max": lab.MAX_BATCH_SIZE,
+        "iterations": lab.MAX_ITERATIONS,
+        "kl_coef": lab.MAX_KL_COEF,
+    }
+)
+"""The lab sliders' ends that are the core's limits (the page shows no wider range)."""
+
 router = APIRouter(include_in_schema=False)
 
 
@@ -76,7 +98,13 @@ async def index(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(
         request,
         "index.html",
-        {"plotly_url": PLOTLY_URL, "version": __version__, "modules": page_modules()},
+        {
+            "plotly_url": PLOTLY_URL,
+            "version": __version__,
+            "modules": page_modules(),
+            "lab": LAB_DEFAULTS,
+            "lab_limits": LAB_LIMITS,
+        },
         headers={"Cache-Control": "no-cache"},
     )
 

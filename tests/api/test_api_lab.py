@@ -195,3 +195,35 @@ def test_presets_are_listed_from_the_one_source_with_limits_and_budget(
             with pytest.raises(PPOInputError):
                 replace(default, **{name: cast(beyond)})
     assert set(body["limits"]) >= {"iterations", "lr", "epochs", "batch_size", "seq_len", "seed"}
+
+
+def test_the_page_lab_sliders_start_at_the_default_preset_within_the_core_limits(
+    client: TestClient,
+) -> None:
+    import re
+
+    from ppo_core import lab
+
+    html = client.get("/").text
+
+    def slider(key: str) -> dict[str, float]:
+        tag = re.search(rf'<input type="range"[^>]*data-key="{key}"[^>]*>', html, re.S)
+        assert tag, key
+        return {a: float(v) for a, v in re.findall(r'\b(min|max|value)="([^"]+)"', tag.group(0))}
+
+    default = lab.PRESETS["default"]
+    expected = {
+        "lLr": (default.lr, lab.MAX_LR),
+        "lEp": (default.epochs, lab.MAX_EPOCHS),
+        "lBs": (default.batch_size, lab.MAX_BATCH_SIZE),
+        "lIt": (default.iterations, lab.MAX_ITERATIONS),
+        "lKl": (default.kl_coef, lab.MAX_KL_COEF),
+    }
+    for key, (value, high) in expected.items():
+        got = slider(key)
+        assert (got["value"], got["max"]) == (value, high), key
+    assert slider("lBs")["min"] == lab.MIN_BATCH_SIZE
+    assert slider("lSeed")["value"] == default.seed
+    # The shared knobs start where the lab's default preset does.
+    assert slider("eps")["value"] == default.clip_ratio
+    assert slider("ent")["value"] == default.entropy_coef
