@@ -51,6 +51,14 @@ const firstChartPainted = new Promise((resolve) => {
   firstChartShown = resolve;
 });
 plotlyReady.then(() => setTimeout(firstChartShown, 300), () => firstChartShown());
+// The charts that waited then draw one per task, not all in the one that saw the paint: together
+// they take ~350 ms of main thread (software rendering), which input and frames should not wait on.
+let drawTurns = firstChartPainted;
+function ownTask() {
+  const turn = drawTurns.then(() => new Promise((resolve) => setTimeout(resolve, 0)));
+  drawTurns = turn;
+  return turn;
+}
 // Then the whole page is laid out (app.css, .cv-defer): nothing shifts under later scrolling.
 firstChartPainted.then(afterPaint).then(() => document.documentElement.classList.remove("cv-defer"));
 
@@ -250,7 +258,7 @@ export function createPanel(id, { presets = {}, update, fixedAxes = [] }) {
       // held up by drawing sixteen others before the browser may paint it.
       const first = !div.classList.contains("js-plotly-plot");
       const shown = inView(div);
-      if (first && !shown) await firstChartPainted;
+      if (first && !shown) await ownTask();
       div.removeAttribute("aria-busy");
       const ranges = fixed.has(divId) ? frozen.get(divId) : undefined;
       if (ranges) {
@@ -371,7 +379,11 @@ function syncScrollRegions() {
 
 let scrollCheck = 0;
 function scheduleScrollCheck() {
-  if (!scrollCheck) scrollCheck = requestAnimationFrame(() => { scrollCheck = 0; syncScrollRegions(); });
+  // Not before the first chart is painted: the check lays the page out (~30 ms at load).
+  if (!scrollCheck) {
+    scrollCheck = -1;
+    firstChartPainted.then(() => requestAnimationFrame(() => { scrollCheck = 0; syncScrollRegions(); }));
+  }
 }
 if (typeof document !== "undefined") {
   document.addEventListener("panel:rendered", scheduleScrollCheck);
