@@ -38,9 +38,10 @@ templates = Jinja2Templates(directory=TEMPLATES_DIR)
 router = APIRouter(include_in_schema=False)
 
 
-# V8's explicit compile hint (Chromium 133+; a comment elsewhere): the bundle is compiled whole
-# on a background thread while it streams in, instead of function by function on the main thread
-# as its top level runs (measured: evaluation 270-340 ms -> 170-220 ms, cold, software rendering).
+# V8's explicit compile hint (Chromium 133+; other engines read a comment): the bundle is
+# compiled whole on a background thread while it streams in, instead of function by function on
+# the main thread as its top level runs (measured: evaluation 270-340 ms -> 170-220 ms, cold,
+# software rendering).
 PLOTLY_COMPILE_HINT = b"//# allFunctionsCalledOnLoad\n"
 
 
