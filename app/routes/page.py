@@ -60,6 +60,13 @@ LAB_LIMITS = _plain(
 router = APIRouter(include_in_schema=False)
 
 
+# V8's explicit compile hint (Chromium 133+; other engines read a comment): the bundle is
+# compiled whole on a background thread while it streams in, instead of function by function on
+# the main thread as its top level runs (measured: evaluation 270-340 ms -> 170-220 ms, cold,
+# software rendering).
+PLOTLY_COMPILE_HINT = b"//# allFunctionsCalledOnLoad\n"
+
+
 @dataclass(frozen=True)
 class Asset:
     raw: bytes
@@ -69,7 +76,7 @@ class Asset:
 
 @cache
 def plotly_asset() -> Asset:
-    raw = PLOTLY_JS.read_bytes()
+    raw = PLOTLY_COMPILE_HINT + PLOTLY_JS.read_bytes()
     return Asset(
         raw=raw,
         gzipped=gzip.compress(raw, compresslevel=9, mtime=0),

@@ -51,6 +51,21 @@ const firstChartPainted = new Promise((resolve) => {
   firstChartShown = resolve;
 });
 plotlyReady.then(() => setTimeout(firstChartShown, 300), () => firstChartShown());
+// The charts that waited then draw in slices of ~50 ms of main thread, each slice a task of its
+// own, not all in the one that saw the paint: together they take ~350 ms (software rendering),
+// which input and frames should not wait on. (One task per chart costs a frame per chart.)
+const SLICE_MS = 50;
+let drawTurns = firstChartPainted;
+let sliceStart = -Infinity;
+function ownTask() {
+  const turn = drawTurns.then(async () => {
+    if (performance.now() - sliceStart < SLICE_MS) return;
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    sliceStart = performance.now();
+  });
+  drawTurns = turn;
+  return turn;
+}
 // Then the whole page is laid out (app.css, .cv-defer): nothing shifts under later scrolling.
 firstChartPainted.then(afterPaint).then(() => document.documentElement.classList.remove("cv-defer"));
 
@@ -250,7 +265,7 @@ export function createPanel(id, { presets = {}, update, fixedAxes = [] }) {
       // held up by drawing sixteen others before the browser may paint it.
       const first = !div.classList.contains("js-plotly-plot");
       const shown = inView(div);
-      if (first && !shown) await firstChartPainted;
+      if (first && !shown) await ownTask();
       div.removeAttribute("aria-busy");
       const ranges = fixed.has(divId) ? frozen.get(divId) : undefined;
       if (ranges) {
@@ -371,7 +386,11 @@ function syncScrollRegions() {
 
 let scrollCheck = 0;
 function scheduleScrollCheck() {
-  if (!scrollCheck) scrollCheck = requestAnimationFrame(() => { scrollCheck = 0; syncScrollRegions(); });
+  // Not before the first chart is painted: the check lays the page out (~30 ms at load).
+  if (!scrollCheck) {
+    scrollCheck = -1;
+    firstChartPainted.then(() => requestAnimationFrame(() => { scrollCheck = 0; syncScrollRegions(); }));
+  }
 }
 if (typeof document !== "undefined") {
   document.addEventListener("panel:rendered", scheduleScrollCheck);

