@@ -8,32 +8,27 @@ install, ENV, USER, CMD, HEALTHCHECK and STOPSIGNAL used to start and stop the s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
 import signal
-import socket
 import string
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
 import torch
 import yaml
 from dockerfile_support import args, context, env, exec_form, healthcheck, stages
+from server_support import free_port, wait_until_up
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _hadolint() -> str:
@@ -98,6 +93,11 @@ def test_the_runtime_installs_the_tested_cpu_torch_then_the_wheel() -> None:
     assert runs[wheel_run] == ["pip", "install", "/wheels/*.whl", "&&", "rm", "-rf", "/wheels"]
 
 
+def _read(file: IO[bytes]) -> str:
+    file.seek(0)
+    return file.read().decode(errors="replace")
+
+
 def _run_as(user: str) -> tuple[Callable[[], None] | None, str]:
     """A ``preexec_fn`` switching to the image's USER when this test runs as root and that
     user can run this Python; else None and why."""
@@ -123,7 +123,8 @@ def test_the_image_command_serves_as_its_user_and_passes_its_healthcheck(
     # RUN pip install /wheels/*.whl (the dependencies are this environment's), readable by
     # the image's user.
     site = Path(tempfile.mkdtemp(prefix="ppo-image-"))
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, site, ignore_errors=True)
         site.chmod(0o755)
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target",
@@ -140,7 +141,7 @@ def test_the_image_command_serves_as_its_user_and_passes_its_healthcheck(
         }
         (expose,) = runtime.values("EXPOSE")
         assert environment["PPO_EXPLORER_PORT"] == expose == "8000"
-        environment["PPO_EXPLORER_PORT"] = str(_free_port())  # 8000 may be taken here
+        environment["PPO_EXPLORER_PORT"] = str(free_port())  # 8000 may be taken here
         probe = healthcheck(runtime)
         assert subprocess.run(probe, env=environment, capture_output=True).returncode != 0
 
@@ -148,16 +149,17 @@ def test_the_image_command_serves_as_its_user_and_passes_its_healthcheck(
         preexec, who = _run_as(user)
         command = exec_form(runtime.values("CMD")[-1])
         assert command == ["ppo-explorer"]
+        errors = stack.enter_context(tempfile.TemporaryFile())
         proc = subprocess.Popen(
             command, env=environment, cwd=site, preexec_fn=preexec,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=errors,  # a file: an unread pipe could block it
         )  # fmt: skip
         try:
-            deadline = time.monotonic() + 90
-            while subprocess.run(probe, env=environment, capture_output=True).returncode != 0:
-                assert proc.poll() is None, proc.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
-                assert time.monotonic() < deadline, "the healthcheck never passed"
-                time.sleep(0.5)
+
+            def healthcheck_passes() -> bool:  # the image's own HEALTHCHECK command
+                return subprocess.run(probe, env=environment, capture_output=True).returncode == 0
+
+            wait_until_up(proc, healthcheck_passes, 90, lambda: _read(errors))
             port = environment["PPO_EXPLORER_PORT"]
             page = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
             assert page.status_code == 200 and "PPO" in page.text
@@ -167,14 +169,12 @@ def test_the_image_command_serves_as_its_user_and_passes_its_healthcheck(
                 assert uid_line.split()[1] == user.partition(":")[0], (who, uid_line)
             (signal_name,) = runtime.values("STOPSIGNAL")
             proc.send_signal(getattr(signal, signal_name))
-            _, err = proc.communicate(timeout=30)
-            assert "leaked semaphore" not in err.decode(), err.decode()[-2000:]
+            proc.wait(timeout=30)
+            assert "leaked semaphore" not in _read(errors), _read(errors)[-2000:]
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    finally:
-        shutil.rmtree(site, ignore_errors=True)
 
 
 def test_compose_has_healthcheck_and_limits() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,14 +15,9 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from server_support import free_port, healthz, wait_until_up
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _children(pid: int) -> set[int]:
@@ -51,7 +45,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = _free_port()
+    port = free_port()
     # One heavy slot and no queue: a second heavy request while one runs gets 503.
     env = {**os.environ, "PPO_EXPLORER_HEAVY_CONCURRENCY": "1", "PPO_EXPLORER_HEAVY_QUEUE": "0"}
     proc = subprocess.Popen(
@@ -62,17 +56,11 @@ def server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
         stderr=(tmp_path / "server.log").open("wb"),  # a file: an unread pipe would block
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("server did not start")
-        time.sleep(0.05)
+    try:
+        wait_until_up(proc, healthz(base), 30, (tmp_path / "server.log").read_text)
+    except AssertionError:
+        proc.kill()
+        raise
     yield proc, base
     if proc.poll() is None:
         proc.kill()

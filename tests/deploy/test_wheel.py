@@ -5,23 +5,16 @@ installed (no path into a source checkout)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
 import httpx
 import pytest
+from server_support import free_port, healthz, wait_until_up
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +65,7 @@ def test_the_installed_package_is_the_one_imported(installed: Path, tmp_path: Pa
 
 
 def test_the_installed_wheel_serves_the_page(installed: Path, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "server.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "--host", "127.0.0.1", "--port", str(port)],
@@ -83,16 +76,7 @@ def test_the_installed_wheel_serves_the_page(installed: Path, tmp_path: Path) ->
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, (tmp_path / "server.log").read_text()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+        wait_until_up(proc, healthz(base), 60, (tmp_path / "server.log").read_text)
         page = httpx.get(f"{base}/")
         assert page.status_code == 200 and "The objective family" in page.text
         for asset in ("/static/js/main.js", "/static/css/app.css", "/static/js/panels/family.js"):

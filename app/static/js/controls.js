@@ -59,7 +59,8 @@ function normalised(el, value) {
   return rawOf(probe);
 }
 
-function describedBy(el, id, on) {
+/** Add (`on`) or remove the element `id` from `el`'s accessible description. */
+export function describedBy(el, id, on) {
   const ids = new Set((el.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean));
   if (on) ids.add(id);
   else ids.delete(id);

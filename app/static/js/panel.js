@@ -3,7 +3,7 @@
 // Also: errors shown beside the control that caused them and results marked stale (issue 12,
 // item 1), and charts whose axes hold still while knobs move until "Fit axes" (item 3).
 import { coalesce } from "./api.js";
-import { bindControls } from "./controls.js";
+import { bindControls, describedBy } from "./controls.js";
 
 /**
  * plotly.js, once its deferred script has run. The panels start without it (controls live,
@@ -120,14 +120,6 @@ function errorLineFor(anchor) {
 function bringIntoView(el) {
   const box = el.getBoundingClientRect();
   if (box.top < 0 || box.bottom > window.innerHeight) el.scrollIntoView({ block: "nearest" });
-}
-
-function describedBy(el, id, on) {
-  const ids = new Set((el.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean));
-  if (on) ids.add(id);
-  else ids.delete(id);
-  if (ids.size) el.setAttribute("aria-describedby", [...ids].join(" "));
-  else el.removeAttribute("aria-describedby");
 }
 
 /**
