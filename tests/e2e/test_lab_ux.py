@@ -103,10 +103,14 @@ def test_pause_mid_run_stops_new_iterations_arriving(page: Any, ui: Any, problem
     wait_points(ui, held + 1)
     assert lab(page, "shown") == str(held + 1)
     if lab(page, "state") == "running":
-        page.click("#lab-stop")
+        # Stop closes the EventSource, which aborts its request: wait for that report (it can
+        # arrive after the click returns) before leaving it out of the page's problems.
+        with page.expect_event(
+            "requestfailed", predicate=lambda r: "/api/v1/lab/stream" in r.url, timeout=10_000
+        ):
+            page.click("#lab-stop")
         ui.wait_for("document.getElementById('panel-lab').dataset.labState === 'stopped'")
     assert lab(page, "shown") == str(held + 1)
-    # Stop closes the EventSource, which aborts its request (unless the run had ended).
     problems.items[:] = [
         p for p in problems.items if not ("/api/v1/lab/stream" in p and "ERR_ABORTED" in p)
     ]
