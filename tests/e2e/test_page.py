@@ -14,9 +14,9 @@ pytestmark = pytest.mark.e2e
 PANELS = ["clip", "family", "value", "entropy", "total", "kl", "lab", "hyper", "analyze", "run"]
 
 
-def objective(page: Any, chart: str = "clip-chart", trace: int = 2) -> list[float]:
-    """The y values of one trace: in the clip chart, 2 is the PPO objective for A > 0 and 7
-    the one for A < 0."""
+def objective(page: Any, chart: str = "clip-chart", trace: int = 6) -> list[float]:
+    """The y values of one trace: in the clip chart (4 trust-region bands first, then 5 traces
+    per side), 6 is the PPO objective for A > 0 and 11 the one for A < 0."""
     return page.evaluate(f"() => Array.from(document.getElementById('{chart}').data[{trace}].y)")
 
 
@@ -49,7 +49,7 @@ def test_moving_epsilon_changes_the_curve_and_the_url(page: Any, ui: Any) -> Non
     before = objective(page)
     assert max(before) == pytest.approx(1.2)  # A = +1, eps 0.2: flat at 1 + eps
     # A < 0 is drawn in the same figure (traces 5-9): flat at -(1 - eps) for small r.
-    assert max(objective(page, trace=7)) == pytest.approx(-0.8)
+    assert max(objective(page, trace=11)) == pytest.approx(-0.8)
     ranges = (
         "() => ['yaxis', 'yaxis2', 'yaxis3', 'yaxis4']"
         ".map(a => document.getElementById('clip-chart').layout[a].range)"
@@ -61,10 +61,10 @@ def test_moving_epsilon_changes_the_curve_and_the_url(page: Any, ui: Any) -> Non
         page.keyboard.press("ArrowRight")
     ui.wait_for("new URLSearchParams(location.search).get('eps') === '0.3'")
     ui.wait_for(f"window.__ppo.rendered.clip > {count}")
-    ui.wait_for("Math.max(...document.getElementById('clip-chart').data[2].y) > 1.29")
+    ui.wait_for("Math.max(...document.getElementById('clip-chart').data[6].y) > 1.29")
     after = objective(page)
     assert max(after) == pytest.approx(1.3)
-    assert max(objective(page, trace=7)) == pytest.approx(-0.7)
+    assert max(objective(page, trace=11)) == pytest.approx(-0.7)
     # The axes depend on |A|, not on eps: a moving eps slider redraws only curves and shapes.
     assert page.evaluate(ranges) == axes_before
     assert page.text_content("#clip-epsilon-out") == "0.3"
@@ -77,7 +77,7 @@ def test_loading_a_url_restores_the_state(page: Any, ui: Any) -> None:
     ui.wait_all_rendered()
     assert page.input_value("#clip-epsilon") == "0.35"
     assert page.text_content("#clip-adv-out") == "2"
-    ui.wait_for("Math.max(...document.getElementById('clip-chart').data[2].y) > 2.69")
+    ui.wait_for("Math.max(...document.getElementById('clip-chart').data[6].y) > 2.69")
     assert max(objective(page)) == pytest.approx(2 * 1.35)
     readout = page.text_content("#clip-readout")
     assert "r = 0.50" in readout
@@ -138,7 +138,7 @@ def test_presets_and_reset(page: Any, ui: Any) -> None:
     ui.wait_all_rendered()
     page.click("#panel-clip button[data-preset='asym']")
     ui.wait_for("new URLSearchParams(location.search).get('epsh') === '0.3'")
-    ui.wait_for("document.getElementById('clip-chart').data[2].y.some(y => y > 1.29)")
+    ui.wait_for("document.getElementById('clip-chart').data[6].y.some(y => y > 1.29)")
     page.click("#panel-clip button[data-preset='reset']")
     ui.wait_for("location.search === ''")
 
@@ -150,10 +150,10 @@ def test_clip_legend_names_the_drawn_curves(page: Any, ui: Any) -> None:
         "() => [...document.querySelectorAll('#clip-legend li')].map(li => li.textContent.trim())"
     )
     names = page.evaluate(
-        "() => document.getElementById('clip-chart').data.slice(0, 4).map(t => t.name)"
+        "() => document.getElementById('clip-chart').data.slice(4, 8).map(t => t.name)"
     )
     colors = page.evaluate(
-        "() => document.getElementById('clip-chart').data.slice(0, 4).map(t => t.line.color)"
+        "() => document.getElementById('clip-chart').data.slice(4, 8).map(t => t.line.color)"
     )
     strokes = page.evaluate(
         "() => [...document.querySelectorAll('#clip-legend li line')]"
@@ -187,7 +187,7 @@ def test_a_broken_answer_is_not_remembered(page: Any, ui: Any) -> None:
     page.keyboard.press("ArrowRight")
     ui.wait_for(
         "window.__ppo.errors.clip === null && document.getElementById('clip-chart')"
-        ".data[2].y.some(y => y > 1.2)"
+        ".data[6].y.some(y => y > 1.2)"
     )
     assert len(served) == 2
 
@@ -195,9 +195,9 @@ def test_a_broken_answer_is_not_remembered(page: Any, ui: Any) -> None:
 def test_dual_clip_widens_the_axis_to_show_the_floor(page: Any, ui: Any) -> None:
     page.goto(page.base + "/?dual=true&c=3")  # c = 3, A = -1 on the right
     ui.wait_all_rendered()
-    ui.wait_for("document.getElementById('clip-chart').data[5].x.slice(-1)[0] === 3.5")
-    ratio = page.evaluate("() => Array.from(document.getElementById('clip-chart').data[5].x)")
-    neg = objective(page, trace=7)
+    ui.wait_for("document.getElementById('clip-chart').data[9].x.slice(-1)[0] === 3.5")
+    ratio = page.evaluate("() => Array.from(document.getElementById('clip-chart').data[9].x)")
+    neg = objective(page, trace=11)
     # min(rA, clip(r)A) = -r for r > 1.2, floored at c A = -3 from r = 3 on.
     assert min(neg) == pytest.approx(-3.0)
     assert all(y == pytest.approx(-3.0) for r, y in zip(ratio, neg, strict=True) if r >= 3)

@@ -186,7 +186,7 @@ def test_an_api_error_shows_under_the_controls_and_marks_the_charts_stale(
 def test_clip_axes_hold_while_a_moves_and_fit_refits(page: Any, ui: Any) -> None:
     open_page(page, ui)
     before = range_of(page, "clip-chart", "yaxis")
-    data = page.evaluate("() => JSON.stringify(document.getElementById('clip-chart').data[0].y)")
+    data = page.evaluate("() => JSON.stringify(document.getElementById('clip-chart').data[4].y)")
     count = ui.rendered("clip")
     page.focus("#clip-adv")
     for _ in range(20):  # |A| 1 -> 3
@@ -194,10 +194,10 @@ def test_clip_axes_hold_while_a_moves_and_fit_refits(page: Any, ui: Any) -> None
     ui.wait_for("document.getElementById('clip-adv-out').textContent === '3'")
     ui.wait_for(
         f"window.__ppo.rendered.clip > {count} && "
-        "document.getElementById('clip-chart').data[0].y.some(y => y > 7)"
+        "document.getElementById('clip-chart').data[4].y.some(y => y > 7)"
     )
     assert (
-        page.evaluate("() => JSON.stringify(document.getElementById('clip-chart').data[0].y)")
+        page.evaluate("() => JSON.stringify(document.getElementById('clip-chart').data[4].y)")
         != data
     )
     assert range_of(page, "clip-chart", "yaxis") == before  # the curves steepen; axes stay

@@ -204,6 +204,36 @@ function drawnRanges(div) {
   return out;
 }
 
+// ---------------------------------------------------------------- data-only redraws
+
+/**
+ * `Plotly.react` of a chart whose layout is the one it was drawn with, only its traces' data
+ * changed. Any change of trace data makes plotly.js redraw the whole figure (axes, ticks, grid,
+ * shapes, annotations, drag boxes; ~13 ms p50 for the clip panel's four subplots here) unless
+ * the layout asks for a transition: then it redraws the traces alone (~6 ms). With duration 0
+ * nothing animates. Only for an unchanged layout: the transition path leaves the rest of the
+ * layout as it was drawn. The traces are drawn (synchronously) once the transition starts;
+ * plotly.js resolves react's promise a task later, and never if a newer react interrupts it,
+ * so this resolves when the transition has started (or when react is done, if plotly.js chose
+ * another path, e.g. nothing changed).
+ */
+function reactTracesOnly(Plotly, div, traces, chartLayout) {
+  return new Promise((resolve, reject) => {
+    const started = () => queueMicrotask(() => resolve(div));
+    div.once("plotly_transitioning", started);
+    Plotly.react(div, traces, { ...chartLayout, transition: { duration: 0 } }, PLOT_CONFIG).then(
+      () => {
+        div.removeListener("plotly_transitioning", started);
+        resolve(div);
+      },
+      (error) => {
+        div.removeListener("plotly_transitioning", started);
+        reject(error);
+      },
+    );
+  });
+}
+
 /**
  * A panel: its controls bound to the URL, `update(panel, values)` run coalesced on every change.
  * @param {string} id the panel's id (section#panel-<id>)
@@ -213,8 +243,11 @@ function drawnRanges(div) {
  * @param {string[]} [options.fixedAxes] ids of charts whose axes hold still while knobs move:
  *   the first draw (and the panel's "Fit axes" button, `button.fit-axes`) takes the ranges the
  *   chart was drawn with; later draws keep them.
+ * @param {string[]} [options.tracesOnly] ids of charts whose moves mostly change trace data
+ *   alone (x, y, marker colours; nothing in the layout): a draw with the same layout as the
+ *   last one redraws only the traces (see reactTracesOnly).
  */
-export function createPanel(id, { presets = {}, update, fixedAxes = [] }) {
+export function createPanel(id, { presets = {}, update, fixedAxes = [], tracesOnly = [] }) {
   const root = document.getElementById(`panel-${id}`);
   const errorLine = root.querySelector(".panel-error");
   const apiLink = document.getElementById(`${id}-api`);
@@ -229,6 +262,8 @@ export function createPanel(id, { presets = {}, update, fixedAxes = [] }) {
   /** Ranges of each fixed chart, once drawn: {chartId: {xaxis: [lo, hi], ...}}. */
   const frozen = new Map();
   const fixed = new Set(fixedAxes);
+  /** The layout (as JSON) each tracesOnly chart was last drawn with. */
+  const drawnLayouts = new Map(tracesOnly.map((divId) => [divId, null]));
 
   function showError(error, prefix = "The API answered an error: ") {
     errorLine.hidden = false;
@@ -267,7 +302,17 @@ export function createPanel(id, { presets = {}, update, fixedAxes = [] }) {
       }
       const drawn = TOUCH.matches && chartLayout.dragmode === undefined
         ? { ...chartLayout, dragmode: false } : chartLayout;
-      const done = await Plotly.react(div, traces, drawn, PLOT_CONFIG);
+      let done;
+      if (drawnLayouts.has(divId)) {
+        const key = JSON.stringify(drawn);
+        const same = !first && drawnLayouts.get(divId) === key;
+        drawnLayouts.set(divId, null); // unknown until this draw is done
+        done = await (same ? reactTracesOnly(Plotly, div, traces, drawn)
+          : Plotly.react(div, traces, drawn, PLOT_CONFIG));
+        drawnLayouts.set(divId, key);
+      } else {
+        done = await Plotly.react(div, traces, drawn, PLOT_CONFIG);
+      }
       if (fixed.has(divId) && !ranges) frozen.set(divId, drawnRanges(div));
       if (first && shown) afterPaint().then(firstChartShown);
       return done;
@@ -277,7 +322,12 @@ export function createPanel(id, { presets = {}, update, fixedAxes = [] }) {
       const div = document.getElementById(divId);
       if (window.Plotly) window.Plotly.purge(div);
       frozen.delete(divId);
+      if (drawnLayouts.has(divId)) drawnLayouts.set(divId, null);
       div.hidden = true;
+    },
+    /** The ranges a fixed-axes chart's next draw keeps ({yaxis: [lo, hi], ...}), if any. */
+    frozenRanges(divId) {
+      return frozen.get(divId);
     },
     /** Re-fit the fixed axes of this panel's charts to what the next draw shows. */
     fitAxes() {
