@@ -116,6 +116,21 @@ def test_pause_mid_run_stops_new_iterations_arriving(page: Any, ui: Any, problem
     ]
 
 
+def test_scrub_says_why_it_is_off_until_a_run_shows_an_iteration(page: Any, ui: Any) -> None:
+    page.goto(page.base + "/?lIt=5")
+    ui.wait_all_rendered()
+    assert page.is_disabled("#lab-scrub")
+    assert "lab-scrub-why" in (page.get_attribute("#lab-scrub", "aria-describedby") or "")
+    page.locator("#lab-scrub-why").scroll_into_view_if_needed()
+    assert page.locator("#lab-scrub-why").is_visible()
+    assert "press Run" in page.text_content("#lab-scrub-why")
+    page.click("#lab-run")
+    ui.wait_for("document.getElementById('panel-lab').dataset.labState === 'done'", timeout=60)
+    ui.wait_for("!document.getElementById('lab-scrub').disabled")
+    assert page.locator("#lab-scrub-why").is_hidden()
+    assert "lab-scrub-why" not in (page.get_attribute("#lab-scrub", "aria-describedby") or "")
+
+
 def test_scrub_shows_the_chosen_iteration_on_every_chart(page: Any, ui: Any) -> None:
     page.goto(page.base + "/?lIt=20")
     ui.wait_all_rendered()

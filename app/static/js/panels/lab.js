@@ -8,6 +8,7 @@
 // iterations shown marks one on every chart (./lab/charts.js) with its numbers and samples
 // (./lab/readouts.js).
 import { ApiError } from "../api.js";
+import { setEnabled } from "../controls.js";
 import { createPanel } from "../panel.js";
 import { colourTerms } from "../terms.js";
 import { ALGORITHMS, drawEmpty, extendCharts, markIteration } from "./lab/charts.js";
@@ -200,6 +201,14 @@ function stepOnce(panel) {
   syncButtons(panel);
 }
 
+/** Why the scrub slider is off while no iteration is shown (before a run, or before a run's
+ * first iteration arrives). */
+function scrubOff(r) {
+  return r && r.state === "running"
+    ? "Off until the run shows its first iteration."
+    : "Off until a run shows an iteration: press Run, then drag to look back through it.";
+}
+
 /** The scrubbed iteration, or the newest shown while the slider follows the run. */
 function scrubbed(r) {
   return r.follow ? r.shown - 1 : r.at;
@@ -213,7 +222,7 @@ function showScrub(panel, r) {
   const out = $(panel, "#lab-scrub-out");
   const box = $(panel, "#lab-at");
   slider.max = String(Math.max(r.shown - 1, 0));
-  slider.disabled = r.shown === 0;
+  setEnabled(slider, r.shown > 0, scrubOff(r));
   if (r.shown === 0) {
     out.textContent = "—";
     box.replaceChildren();
@@ -438,6 +447,7 @@ export default () => {
   $(panel, "#lab-pause").addEventListener("click", () => togglePause(panel));
   $(panel, "#lab-step").addEventListener("click", () => stepOnce(panel));
   $(panel, "#lab-scrub").addEventListener("input", () => onScrub(panel));
+  setEnabled($(panel, "#lab-scrub"), false, scrubOff(run));
   loadPresets(panel);
   return panel;
 };
