@@ -202,22 +202,25 @@ function readout(sign, data) {
 const DRAG_STEPS = 3;
 
 /**
- * The states one slider step away from `v` for each slider that moved a step or a few since
- * `before` (an arrow key, a drag): a drag goes on in the same direction (or comes back), so its
- * next curves are fetched while the current ones are on screen. After a jump nothing is: the
- * guesses would sit in the server's queue ahead of the next jump's own requests (50 jumps fired
- * back to back sent 200 requests, now about 100). Values are rounded to the step as the
- * browser does.
+ * The states a drag is likely to ask for next, for each slider that moved a step or a few since
+ * `before` (an arrow key, a drag): one step on and one step back after a single step (arrow
+ * keys go on or come back), the same stride on after a stride of 2-3 steps (a quick drag: a
+ * step's neighbours would not be asked for). They are fetched while the current curves are
+ * on screen. After a jump nothing is: the guesses would sit in the server's queue ahead of the
+ * next jump's own requests (50 jumps fired back to back sent 200 requests, now about 100).
+ * Values are rounded to the step as the browser does.
  */
 function neighbours(controls, before, v) {
   const out = [];
   for (const [key, value] of Object.entries(v)) {
     const el = controls.element(key);
     if (!before || before[key] === value || el.type !== "range") continue;
-    if (Math.abs(value - before[key]) > DRAG_STEPS * Number(el.step) + 1e-9) continue;
+    const step = Number(el.step);
+    const stride = Math.round((value - before[key]) / step);
+    if (!stride || Math.abs(stride) > DRAG_STEPS) continue;
     const decimals = (el.step.split(".")[1] || "").length;
-    for (const dir of [-1, 1]) {
-      const next = Number((value + dir * Number(el.step)).toFixed(decimals));
+    for (const by of Math.abs(stride) === 1 ? [stride, -stride] : [stride]) {
+      const next = Number((value + by * step).toFixed(decimals));
       if (next >= Number(el.min) && next <= Number(el.max)) out.push({ ...v, [key]: next });
     }
   }
