@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -153,20 +154,18 @@ def clip_objective_curves(specs: Sequence[ClipCurveSpec]) -> ClipCurveBatch:
         pieces.append(grid)
     with_at = [s for s in specs if s.at is not None]
     flat = torch.cat([*pieces, torch.tensor([s.at for s in with_at], dtype=torch.float64)])
-    counts = torch.tensor([s.points for s in specs] + [1] * len(with_at), dtype=torch.int64)
-    # Each curve's knobs, one row per curve (then per `at`), repeated over its elements.
+    counts = [s.points for s in specs] + [1] * len(with_at)
+    # Each curve's knobs, one column per curve (then per `at`), repeated over its elements:
+    # rows advantage, low, high, dual clip (NumPy's repeat: a third of torch's cost here).
     dual = any(s.bounds.dual_clip is not None for s in specs)
-    knobs = torch.tensor(
-        [
-            (s.advantage, s.bounds.low, s.bounds.high, s.bounds.dual_clip or math.inf)
-            for s in (*specs, *with_at)
-        ],
-        dtype=torch.float64,
-    ).reshape(-1, 4)  # (4 columns even for no curve at all)
-    knobs = knobs.repeat_interleave(counts, dim=0)
-    adv, low, high = knobs[:, 0], knobs[:, 1], knobs[:, 2]
+    knobs = [
+        (s.advantage, s.bounds.low, s.bounds.high, s.bounds.dual_clip or math.inf)
+        for s in (*specs, *with_at)
+    ]
+    per_element = np.array(knobs, dtype=np.float64).reshape(-1, 4).T
+    adv, low, high, dual_clip = torch.from_numpy(np.repeat(per_element, counts, axis=1))
     ratio = flat.detach().requires_grad_(True)  # a leaf of its own: `flat` never requires grad
-    bounds = ElementBounds(low, high, knobs[:, 3] if dual else None)
+    bounds = ElementBounds(low, high, dual_clip if dual else None)
     objective = -clipped_surrogate(ratio, adv, bounds).loss
     (gradient,) = torch.autograd.grad(objective.sum(), ratio)
     objective = objective.detach()
