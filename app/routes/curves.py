@@ -287,9 +287,11 @@ def clip_objective(specs: Sequence[ClipCurveSpec]) -> list[bytes]:
         axis = (spec.ratio_min, spec.ratio_max, spec.points)
         axis_json = _AXES.get(axis)
         if axis_json is None:
-            if len(_AXES) >= MAX_AXES:
-                _AXES.clear()
-            axis_json = _AXES[axis] = orjson.Fragment(orjson.dumps(ratio[part], option=NUMPY))
+            axis_json = orjson.Fragment(orjson.dumps(ratio[part], option=NUMPY))
+            if spec.points <= MAX_AXIS_POINTS:
+                if len(_AXES) >= MAX_AXES:
+                    _AXES.clear()
+                _AXES[axis] = axis_json
         b = spec.bounds
         body = {
             "ratio": axis_json,
@@ -305,10 +307,12 @@ def clip_objective(specs: Sequence[ClipCurveSpec]) -> list[bytes]:
 
 
 NUMPY = orjson.OPT_SERIALIZE_NUMPY
-MAX_AXES = 256
+MAX_AXES = 64
+MAX_AXIS_POINTS = 1_001
 _AXES: dict[tuple[float, float, int], orjson.Fragment] = {}
 """The ratio axis as JSON, per ``(ratio_min, ratio_max, points)``: the page asks for one axis
-(and a few more with dual clip), and a fifth of a response's numbers are its axis."""
+(and a few more with dual clip), and a fifth of a response's numbers are its axis. At most
+64 axes of at most 1,001 points (~1.3 MB), emptied when full."""
 
 
 def _point(p: ClipPoint) -> dict[str, float | bool]:
