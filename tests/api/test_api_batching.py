@@ -43,6 +43,22 @@ def test_items_submitted_together_share_one_run_and_get_their_own_results() -> N
     assert (batcher.batches, batcher.items) == (2, 6)
 
 
+def test_an_item_queued_one_loop_iteration_later_still_joins_the_batch() -> None:
+    """The flush waits for one more loop iteration (the loop reads its sockets once more):
+    a request whose task starts then is computed with the earlier ones."""
+    calls: list[list[int]] = []
+    batcher = MicroBatcher(run_recording(calls))
+
+    async def main() -> tuple[int, int]:
+        first = asyncio.ensure_future(batcher.submit(1))
+        await asyncio.sleep(0)  # `first` has queued its item and scheduled the flush
+        second = asyncio.ensure_future(batcher.submit(2))
+        return await first, await second
+
+    assert asyncio.run(main()) == (10, 20)
+    assert calls == [[1, 2]]
+
+
 def test_a_flush_is_cut_into_chunks_of_bounded_size() -> None:
     calls: list[list[int]] = []
     batcher = MicroBatcher(run_recording(calls), size=lambda i: i, max_size=5)
