@@ -29,16 +29,29 @@ class ResponseCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get_or_build(self, key: Hashable, build: Callable[[], bytes]) -> bytes:
+    def get(self, key: Hashable) -> bytes | None:
+        """The body kept for ``key`` (now the most recently used), or ``None``."""
         body = self._entries.get(key)
         if body is not None:
             self._entries.move_to_end(key)
-            return body
-        body = build()
-        if len(body) <= self.max_bytes:
-            self._entries[key] = body
-            self.bytes += len(body)
-            while self.bytes > self.max_bytes:
-                _, old = self._entries.popitem(last=False)
-                self.bytes -= len(old)
+        return body
+
+    def put(self, key: Hashable, body: bytes) -> None:
+        """Keep ``body`` for ``key``, dropping the least recently used bodies over the bound."""
+        if len(body) > self.max_bytes:
+            return
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.bytes -= len(old)
+        self._entries[key] = body
+        self.bytes += len(body)
+        while self.bytes > self.max_bytes:
+            _, dropped = self._entries.popitem(last=False)
+            self.bytes -= len(dropped)
+
+    def get_or_build(self, key: Hashable, build: Callable[[], bytes]) -> bytes:
+        body = self.get(key)
+        if body is None:
+            body = build()
+            self.put(key, body)
         return body

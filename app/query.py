@@ -10,6 +10,7 @@ errors keep FastAPI's shape: a 422 with ``loc = ["query", name]``.
 from __future__ import annotations
 
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import Request
@@ -31,8 +32,11 @@ Q = TypeVar("Q", bound=QueryModel)
 def parse_query(request: Request, model: type[Q]) -> Q:
     """The request's query as ``model``; a 422 naming each bad parameter otherwise. A repeated
     parameter counts with its last value, as in FastAPI."""
+    # Starlette's `request.query_params` parses the same way (latin-1, `+` as space, blank
+    # values kept) into a multi-dict first: twice the time of the plain parse.
+    raw = request.scope["query_string"].decode("latin-1")
     try:
-        return model.model_validate(dict(request.query_params))
+        return model.model_validate(dict(parse_qsl(raw, keep_blank_values=True)))
     except ValidationError as exc:
         raise RequestInvalid(pydantic_errors(exc.errors(), prefix="query")) from None
 

@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -16,6 +17,7 @@ from ppo_core.policy import (
     POLICY_LOSS_MODES,
     CispoClip,
     ClipBounds,
+    ElementBounds,
     clip_bounds,
     clipped_surrogate,
     policy_terms,
@@ -25,11 +27,15 @@ from ppo_core.value import value_loss
 MAX_CURVE_POINTS = 10_000
 
 
-def _grid(low: float, high: float, points: int, low_name: str, high_name: str) -> Tensor:
+def _check_grid(low: float, high: float, points: int, low_name: str, high_name: str) -> None:
     if not (points >= 2 and points <= MAX_CURVE_POINTS):
         raise PPOInputError("points", f"must be in [2, {MAX_CURVE_POINTS}], got {points}")
     if not high > low:
         raise PPOInputError(high_name, f"must be greater than {low_name} ({low}), got {high}")
+
+
+def _grid(low: float, high: float, points: int, low_name: str, high_name: str) -> Tensor:
+    _check_grid(low, high, points, low_name, high_name)
     return torch.linspace(low, high, points, dtype=torch.float64)
 
 
@@ -62,6 +68,133 @@ class ClipObjectiveCurve:
     """The same at ``at``, when asked for."""
 
 
+@dataclass(frozen=True)
+class ClipCurveSpec:
+    """One clip-objective curve to compute, its knobs checked (:func:`clip_curve_spec`)."""
+
+    advantage: float
+    bounds: ClipBounds
+    ratio_min: float
+    ratio_max: float
+    points: int
+    at: float | None = None
+
+
+def clip_curve_spec(
+    epsilon: float = 0.2,
+    advantage: float = 1.0,
+    *,
+    ratio_min: float = 0.5,
+    ratio_max: float = 1.5,
+    points: int = 100,
+    epsilon_low: float | None = None,
+    epsilon_high: float | None = None,
+    dual_clip: float | None = None,
+    at: float | None = None,
+) -> ClipCurveSpec:
+    """Check the knobs of one curve (a :class:`PPOInputError` naming the first bad one)."""
+    if not (ratio_min >= 0):
+        raise PPOInputError("ratio_min", f"must be >= 0, got {ratio_min}")
+    if at is not None and not (math.isfinite(at) and at >= 0):
+        raise PPOInputError("at", f"must be a finite ratio >= 0, got {at}")
+    bounds = clip_bounds(epsilon, epsilon_low, epsilon_high, dual_clip)
+    _check_grid(ratio_min, ratio_max, points, "ratio_min", "ratio_max")
+    return ClipCurveSpec(float(advantage), bounds, ratio_min, ratio_max, points, at)
+
+
+@dataclass(frozen=True)
+class ClipCurveBatch:
+    """Many clip-objective curves side by side: curve ``i`` is ``[starts[i], starts[i] +
+    specs[i].points)`` of each flat tensor (:meth:`curve` gives it as a
+    :class:`ClipObjectiveCurve`)."""
+
+    specs: tuple[ClipCurveSpec, ...]
+    starts: tuple[int, ...]
+    ratio: Tensor
+    unclipped: Tensor
+    clipped: Tensor
+    objective: Tensor
+    gradient: Tensor
+    points: tuple[ClipPoint | None, ...]
+    """Each curve's readout at its ``at`` ratio (``None`` without one)."""
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def curve(self, i: int) -> ClipObjectiveCurve:
+        part = slice(self.starts[i], self.starts[i] + self.specs[i].points)
+        return ClipObjectiveCurve(
+            ratio=self.ratio[part],
+            unclipped=self.unclipped[part],
+            clipped=self.clipped[part],
+            objective=self.objective[part],
+            gradient=self.gradient[part],
+            bounds=self.specs[i].bounds,
+            point=self.points[i],
+        )
+
+
+def clip_objective_curves(specs: Sequence[ClipCurveSpec]) -> ClipCurveBatch:
+    """Many clip-objective curves from one forward and one autograd pass.
+
+    Every curve's grid, then every ``at`` ratio, sit side by side in one flat tensor, with
+    each curve's advantage and bounds repeated per element
+    (:class:`ppo_core.policy.ElementBounds`). The rule is elementwise, so each curve is bit
+    for bit what it is computed alone: the server answers queries that arrive together this
+    way (``app.batching``). Curves on the same axis share one ``linspace``.
+    """
+    specs = tuple(specs)
+    grids: dict[tuple[float, float, int], Tensor] = {}
+    pieces = []
+    for s in specs:
+        axis = (s.ratio_min, s.ratio_max, s.points)
+        grid = grids.get(axis)
+        if grid is None:
+            grid = grids[axis] = torch.linspace(*axis, dtype=torch.float64)
+        pieces.append(grid)
+    with_at = [s for s in specs if s.at is not None]
+    flat = torch.cat([*pieces, torch.tensor([s.at for s in with_at], dtype=torch.float64)])
+    counts = [s.points for s in specs] + [1] * len(with_at)
+    # Each curve's knobs, one column per curve (then per `at`), repeated over its elements:
+    # rows advantage, low, high, dual clip (NumPy's repeat: a third of torch's cost here).
+    dual = any(s.bounds.dual_clip is not None for s in specs)
+    knobs = [
+        (s.advantage, s.bounds.low, s.bounds.high, s.bounds.dual_clip or math.inf)
+        for s in (*specs, *with_at)
+    ]
+    per_element = np.array(knobs, dtype=np.float64).reshape(-1, 4).T
+    adv, low, high, dual_clip = torch.from_numpy(np.repeat(per_element, counts, axis=1))
+    ratio = flat.detach().requires_grad_(True)  # a leaf of its own: `flat` never requires grad
+    bounds = ElementBounds(low, high, dual_clip if dual else None)
+    objective = -clipped_surrogate(ratio, adv, bounds).loss
+    (gradient,) = torch.autograd.grad(objective.sum(), ratio)
+    objective = objective.detach()
+    starts = [0]
+    for s in specs:
+        starts.append(starts[-1] + s.points)
+    at_values = iter(
+        zip(objective[starts[-1] :].tolist(), gradient[starts[-1] :].tolist(), strict=True)
+    )
+    points: list[ClipPoint | None] = []
+    for s in specs:
+        if s.at is None:
+            points.append(None)
+            continue
+        at_objective, at_gradient = next(at_values)
+        clipped = at_gradient == 0.0 and s.advantage != 0.0
+        points.append(ClipPoint(s.at, at_objective, at_gradient, clipped))
+    return ClipCurveBatch(
+        specs=specs,
+        starts=tuple(starts[:-1]),
+        ratio=flat,
+        unclipped=flat * adv,
+        clipped=flat.clamp(low, high) * adv,
+        objective=objective,
+        gradient=gradient,
+        points=tuple(points),
+    )
+
+
 def clip_objective_curve(
     epsilon: float = 0.2,
     advantage: float = 1.0,
@@ -88,33 +221,18 @@ def clip_objective_curve(
         >>> c.point
         ClipPoint(ratio=1.3, objective=1.2, gradient=0.0, clipped=True)
     """
-    if not (ratio_min >= 0):
-        raise PPOInputError("ratio_min", f"must be >= 0, got {ratio_min}")
-    if at is not None and not (math.isfinite(at) and at >= 0):
-        raise PPOInputError("at", f"must be a finite ratio >= 0, got {at}")
-    bounds = clip_bounds(epsilon, epsilon_low, epsilon_high, dual_clip)
-    grid = _grid(ratio_min, ratio_max, points, "ratio_min", "ratio_max")
-    ratio = grid.detach() if at is None else torch.cat([grid, grid.new_tensor([at])])
-    ratio.requires_grad_(True)  # a leaf of its own: the returned grid never requires grad
-    adv = torch.full_like(ratio, float(advantage))
-    objective = -clipped_surrogate(ratio, adv, bounds).loss
-    (gradient,) = torch.autograd.grad(objective.sum(), ratio)
-    objective = objective.detach()
-    point = None
-    if at is not None:
-        at_objective, at_gradient = float(objective[points]), float(gradient[points])
-        clipped = at_gradient == 0.0 and advantage != 0.0
-        point = ClipPoint(ratio=at, objective=at_objective, gradient=at_gradient, clipped=clipped)
-        objective, gradient = objective[:points], gradient[:points]
-    return ClipObjectiveCurve(
-        ratio=grid,
-        unclipped=grid * advantage,
-        clipped=grid.clamp(bounds.low, bounds.high) * advantage,
-        objective=objective,
-        gradient=gradient,
-        bounds=bounds,
-        point=point,
+    spec = clip_curve_spec(
+        epsilon,
+        advantage,
+        ratio_min=ratio_min,
+        ratio_max=ratio_max,
+        points=points,
+        epsilon_low=epsilon_low,
+        epsilon_high=epsilon_high,
+        dual_clip=dual_clip,
+        at=at,
     )
+    return clip_objective_curves([spec]).curve(0)
 
 
 @dataclass(frozen=True)

@@ -113,13 +113,32 @@ class SurrogateTerms:
     """Bool: the dual-clip bound ``-c A`` binds (A < 0 only); ``None`` without dual clip."""
 
 
-def clipped_surrogate(ratio: Tensor, advantages: Tensor, bounds: ClipBounds) -> SurrogateTerms:
+@dataclass(frozen=True)
+class ElementBounds:
+    """Clip bounds given per element: many curves' bounds side by side, so that
+    :func:`ppo_core.curves.clip_objective_curves` computes them in one pass. ``dual_clip`` is
+    ``inf`` where a curve has none (``-A * inf`` never binds), or ``None`` for all."""
+
+    low: Tensor
+    high: Tensor
+    dual_clip: Tensor | None = None
+
+
+def clipped_surrogate(
+    ratio: Tensor, advantages: Tensor, bounds: ClipBounds | ElementBounds
+) -> SurrogateTerms:
     """Per-token clipped-surrogate loss for given ratios (no reduction, no checks).
 
     The one implementation of the PPO clip rule: :func:`policy_loss` and the curves call it.
+    Bounds are numbers (:class:`ClipBounds`) or tensors broadcast with ``ratio``
+    (:class:`ElementBounds`); both give the same values element by element.
     """
+    if isinstance(bounds, ClipBounds):  # (two calls only because torch types them apart)
+        clamped = ratio.clamp(bounds.low, bounds.high)
+    else:
+        clamped = ratio.clamp(bounds.low, bounds.high)
     loss_unclipped = -advantages * ratio
-    loss_clipped = -advantages * ratio.clamp(bounds.low, bounds.high)
+    loss_clipped = -advantages * clamped
     loss = torch.maximum(loss_unclipped, loss_clipped)
     clipped_taken = loss_clipped > loss_unclipped
     dual_taken = None

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal, TypeVar
 
+import orjson
 import torch
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
+from app.batching import MicroBatcher
 from app.cache import JSONBytes, ResponseCache
 from app.query import QueryModel, openapi_query, parse_query
 from app.results import breakdown, finite_list, loss_diagnostics
@@ -25,14 +26,12 @@ from app.schemas import (
     KLDriftResponse,
     ObjectiveCurveOut,
     ObjectiveCurvesResponse,
-    PointReadout,
     SampleLossResponse,
     TemperatureCurve,
     ValueCurveResponse,
 )
 from ppo_core import (
     PPOInputError,
-    clip_objective_curve,
     entropy_comparison,
     entropy_vs_temperature,
     get_convention,
@@ -42,7 +41,14 @@ from ppo_core import (
     value_loss_curve,
 )
 from ppo_core.aggregation import MAX_LENGTH_TABLE, weights_by_length
-from ppo_core.curves import MAX_CURVE_POINTS, objective_curves
+from ppo_core.curves import (
+    MAX_CURVE_POINTS,
+    ClipCurveSpec,
+    ClipPoint,
+    clip_curve_spec,
+    clip_objective_curves,
+    objective_curves,
+)
 from ppo_core.policy import clip_bounds
 
 router = APIRouter(prefix="/api/v1", tags=["curves"])
@@ -144,6 +150,31 @@ Q = TypeVar("Q", bound=QueryModel)
 R = TypeVar("R", bound=BaseModel)
 
 
+def _register(
+    path: str,
+    query: type[QueryModel],
+    response: type[BaseModel],
+    endpoint: Callable[[Request], Awaitable[Response]],
+    documented_by: Callable[..., object],
+) -> None:
+    """Route ``GET path`` to ``endpoint``, named and described by the function it serves,
+    with the query model's fields in OpenAPI, and list the path in :data:`CACHEABLE_PATHS`."""
+    router.add_api_route(
+        path,
+        endpoint,
+        methods=["GET"],
+        name=documented_by.__name__,
+        response_model=response,
+        description=inspect.getdoc(documented_by),
+        openapi_extra=openapi_query(query),
+    )
+    CACHEABLE_PATHS.add(router.prefix + path)
+
+
+def _cache_key(path: str, q: QueryModel, names: tuple[str, ...]) -> tuple[object, ...]:
+    return (path, *(q.__dict__[name] for name in names))
+
+
 def pure_get(
     path: str, query: type[Q], response: type[R]
 ) -> Callable[[Callable[[Q], R]], Callable[[Q], R]]:
@@ -158,32 +189,66 @@ def pure_get(
         async def endpoint(request: Request) -> Response:
             q = parse_query(request, query)
             cache: ResponseCache = request.app.state.response_cache
-            key = (path, *(q.__dict__[name] for name in names))
+            key = _cache_key(path, q, names)
             return JSONBytes(cache.get_or_build(key, lambda: build(q).model_dump_json().encode()))
 
-        router.add_api_route(
-            path,
-            endpoint,
-            methods=["GET"],
-            name=build.__name__,
-            response_model=response,
-            description=inspect.getdoc(build),
-            openapi_extra=openapi_query(query),
-        )
-        CACHEABLE_PATHS.add(router.prefix + path)
+        _register(path, query, response, endpoint, build)
         return build
 
     return register
 
 
-@pure_get("/clip-objective", ClipObjectiveQuery, ClipObjectiveResponse)
-def clip_objective(q: ClipObjectiveQuery) -> ClipObjectiveResponse:
-    """The PPO objective ``min(rA, clip(r)A)`` vs the ratio, with d/dr by autograd.
+S = TypeVar("S")
 
-    Responses are memoised per parameter set (a pure function of the query): slider
-    positions repeat, and a cached answer costs what ``/healthz`` costs.
-    """
-    c = clip_objective_curve(
+
+def batched_get(
+    path: str,
+    query: type[Q],
+    response: type[R],
+    *,
+    prepare: Callable[[Q], S],
+    size: Callable[[S], int],
+) -> Callable[[Callable[[Sequence[S]], Sequence[bytes]]], Callable[[Sequence[S]], Sequence[bytes]]]:
+    """As :func:`pure_get`, but a cache miss is answered with the other misses that reach the
+    event loop with it, in one call of ``build_many(items) -> JSON bodies``
+    (:class:`app.batching.MicroBatcher`, one per app and path in ``app.state.batchers``).
+    ``prepare(query)`` checks a query and makes its item in the request's own task, so a bad
+    query is its own 422 and never reaches the batch; ``size(item)`` bounds a batch's work."""
+
+    def register(
+        build_many: Callable[[Sequence[S]], Sequence[bytes]],
+    ) -> Callable[[Sequence[S]], Sequence[bytes]]:
+        names = tuple(query.model_fields)
+
+        async def endpoint(request: Request) -> Response:
+            q = parse_query(request, query)
+            state = request.app.state
+            cache: ResponseCache = state.response_cache
+            key = _cache_key(path, q, names)
+            body = cache.get(key)
+            if body is None:
+                item = prepare(q)
+                batcher = state.batchers.get(path)
+                if batcher is None:
+                    batcher = state.batchers[path] = MicroBatcher(
+                        build_many, size=size, max_size=MAX_BATCH_POINTS
+                    )
+                body = await batcher.submit(item)
+                cache.put(key, body)
+            return JSONBytes(body)
+
+        _register(path, query, response, endpoint, build_many)
+        return build_many
+
+    return register
+
+
+MAX_BATCH_POINTS = 65_536
+"""Curve points computed in one batched pass at most (a single query's up to 10,000 fit)."""
+
+
+def _clip_spec(q: ClipObjectiveQuery) -> ClipCurveSpec:
+    return clip_curve_spec(
         q.epsilon,
         q.advantage,
         ratio_min=q.ratio_min,
@@ -194,15 +259,63 @@ def clip_objective(q: ClipObjectiveQuery) -> ClipObjectiveResponse:
         dual_clip=q.dual_clip,
         at=q.ratio,
     )
-    return ClipObjectiveResponse(
-        ratio=c.ratio.tolist(),
-        unclipped=c.unclipped.tolist(),
-        clipped=c.clipped.tolist(),
-        objective=c.objective.tolist(),
-        gradient=c.gradient.tolist(),
-        clip_bounds=ClipBoundsOut(low=c.bounds.low, high=c.bounds.high, dual_clip=q.dual_clip),
-        point=None if c.point is None else PointReadout(**dataclasses.asdict(c.point)),
+
+
+@batched_get(
+    "/clip-objective",
+    ClipObjectiveQuery,
+    ClipObjectiveResponse,
+    prepare=_clip_spec,
+    size=lambda spec: spec.points + 1,
+)
+def clip_objective(specs: Sequence[ClipCurveSpec]) -> list[bytes]:
+    """The PPO objective ``min(rA, clip(r)A)`` vs the ratio, with d/dr by autograd.
+
+    Responses are memoised per parameter set (a pure function of the query): slider
+    positions repeat, and a cached answer costs what ``/healthz`` costs. Queries never seen
+    before that reach the server together are computed in one autograd pass (each answer is
+    bit for bit what it is alone).
+    """
+    batch = clip_objective_curves(specs)
+    ratio, unclipped, clipped, objective, gradient = (
+        t.numpy()
+        for t in (batch.ratio, batch.unclipped, batch.clipped, batch.objective, batch.gradient)
     )
+    # The queries of a batch mostly share their ratio axis (the page asks for one): a fifth
+    # of each answer's numbers, serialised once per axis.
+    axes: dict[tuple[float, float, int], orjson.Fragment] = {}
+    bodies = []
+    for spec, start, point in zip(batch.specs, batch.starts, batch.points, strict=True):
+        part = slice(start, start + spec.points)
+        axis = (spec.ratio_min, spec.ratio_max, spec.points)
+        axis_json = axes.get(axis)
+        if axis_json is None:
+            axis_json = axes[axis] = orjson.Fragment(orjson.dumps(ratio[part], option=NUMPY))
+        b = spec.bounds
+        body = {
+            "ratio": axis_json,
+            "unclipped": unclipped[part],
+            "clipped": clipped[part],
+            "objective": objective[part],
+            "gradient": gradient[part],
+            "clip_bounds": {"low": b.low, "high": b.high, "dual_clip": b.dual_clip},
+            "point": None if point is None else _point(point),
+        }
+        bodies.append(orjson.dumps(body, option=NUMPY))
+    return bodies
+
+
+NUMPY = orjson.OPT_SERIALIZE_NUMPY
+
+
+def _point(p: ClipPoint) -> dict[str, float | bool]:
+    """:class:`app.schemas.PointReadout`'s fields (``dataclasses.asdict`` costs ~10x more)."""
+    return {
+        "ratio": p.ratio,
+        "objective": p.objective,
+        "gradient": p.gradient,
+        "clipped": p.clipped,
+    }
 
 
 @pure_get("/value-loss-curve", ValueCurveQuery, ValueCurveResponse)

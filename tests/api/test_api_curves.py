@@ -263,14 +263,14 @@ def test_repeated_curve_queries_are_built_once_per_validated_query(
 
     import app.routes.curves as curves
 
-    calls: list[object] = []
-    original = curves.clip_objective_curve
+    calls: list[object] = []  # one per curve computed
+    original = curves.clip_objective_curves
 
-    def counting(*args: object, **kwargs: object) -> object:
-        calls.append(args)
-        return original(*args, **kwargs)  # type: ignore[arg-type]
+    def counting(specs: list[object]) -> object:
+        calls.extend(specs)
+        return original(specs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(curves, "clip_objective_curve", counting)
+    monkeypatch.setattr(curves, "clip_objective_curves", counting)
     with make_client() as c:
         url = "/api/v1/clip-objective?epsilon=0.13&points=7"
         first, second = c.get(url), c.get(url)

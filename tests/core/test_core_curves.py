@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from ppo_core import PPOInputError, clip_objective_curve, policy_loss, value_loss_curve
+from ppo_core.curves import clip_curve_spec, clip_objective_curves
 
 ADVANTAGES = [1.0, -1.0, 2.5, -0.7, 0.0]
 
@@ -136,3 +137,66 @@ def test_point_outside_the_domain_is_refused(at):
     with pytest.raises(PPOInputError) as info:
         clip_objective_curve(at=at)
     assert info.value.field == "at"
+
+
+# --- many curves in one pass (what the server does with queries that arrive together) -----
+
+MIXED_CURVES = [
+    {"epsilon": 0.2, "advantage": 1.0, "ratio_min": 0.0, "ratio_max": 2.5, "points": 101},
+    {"epsilon": 0.2, "advantage": -1.5, "ratio_max": 6.0, "points": 7, "dual_clip": 3.0},
+    {"epsilon": 0.1, "advantage": -1.5, "ratio_max": 6.0, "points": 7, "at": 4.0},
+    {"epsilon": 0.3, "advantage": 0.0, "points": 2, "at": 1.0},
+    {"epsilon": 0.3, "advantage": -0.0, "points": 3, "dual_clip": 1.5, "at": 0.5},
+    {"advantage": 2.5, "epsilon_low": 0.1, "epsilon_high": 0.6, "points": 33, "at": 1.55},
+    {"advantage": -1e6, "ratio_min": 0.0, "ratio_max": 100.0, "points": 257, "dual_clip": 100.0},
+    {"advantage": 1.0, "ratio_min": 0.0, "ratio_max": 2.5, "points": 101, "at": 1.3},
+]
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    """The float64 values as integers: equal only if bit for bit equal (-0.0 != 0.0)."""
+    return t.contiguous().view(torch.int64)
+
+
+@pytest.mark.parametrize("order", ["given", "reversed"])
+def test_curves_computed_together_are_the_curves_computed_alone_bit_for_bit(order):
+    cases = MIXED_CURVES if order == "given" else MIXED_CURVES[::-1]
+    batch = clip_objective_curves([clip_curve_spec(**kw) for kw in cases])
+    assert len(batch) == len(cases)
+    for i, kw in enumerate(cases):
+        alone, together = clip_objective_curve(**kw), batch.curve(i)
+        for name in ("ratio", "unclipped", "clipped", "objective", "gradient"):
+            a, t = getattr(alone, name), getattr(together, name)
+            assert a.shape == t.shape == (kw["points"],), name
+            assert torch.equal(_bits(a), _bits(t)), (kw, name)
+        assert together.point == alone.point and together.bounds == alone.bounds
+
+
+def test_curves_computed_together_match_numpy():
+    """Each curve of a mixed batch against the NumPy formula (not against ppo_core itself)."""
+    batch = clip_objective_curves([clip_curve_spec(**kw) for kw in MIXED_CURVES])
+    for i, kw in enumerate(MIXED_CURVES):
+        c = batch.curve(i)
+        eps = kw.get("epsilon", 0.2)
+        objective, _ = ref.clip_objective(
+            c.ratio.numpy(),
+            kw["advantage"],
+            eps_low=kw.get("epsilon_low", eps),
+            eps_high=kw.get("epsilon_high", eps),
+            dual_clip=kw.get("dual_clip"),
+        )
+        np.testing.assert_allclose(c.objective.numpy(), objective, rtol=1e-12, atol=1e-9)
+        assert (c.point is None) == ("at" not in kw)
+
+
+def test_no_curves_is_an_empty_batch():
+    assert len(clip_objective_curves([])) == 0
+
+
+def test_a_curve_spec_refuses_what_the_curve_refuses():
+    with pytest.raises(PPOInputError) as err:
+        clip_curve_spec(0.2, 1.0, ratio_min=1.0, ratio_max=0.5)
+    assert err.value.field == "ratio_max"
+    with pytest.raises(PPOInputError) as err:
+        clip_curve_spec(0.2, 1.0, at=float("nan"))
+    assert err.value.field == "at"
