@@ -478,6 +478,11 @@ class ClipObjectiveResponse(BaseModel):
     point: PointReadout | None
 
 
+class ClipObjectiveBothSignsResponse(BaseModel):
+    positive: ClipObjectiveResponse = Field(description="The answer for A = +|A|.")
+    negative: ClipObjectiveResponse = Field(description="The answer for A = -|A|.")
+
+
 class ValueCurveResponse(BaseModel):
     prediction: list[float]
     unclipped: list[float]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,6 +21,7 @@ from app.schemas import (
     AggregationModeOut,
     AggregationWeightsResponse,
     ClipBoundsOut,
+    ClipObjectiveBothSignsResponse,
     ClipObjectiveResponse,
     EntropyCaseOut,
     EntropyComparisonResponse,
@@ -67,6 +69,12 @@ class ClipObjectiveQuery(QueryModel):
     epsilon_high: float | None = Field(None, gt=0, le=10, description="Upper epsilon.")
     dual_clip: float | None = Field(None, gt=1, le=100, description="Dual-clip c > 1.")
     ratio: float | None = Field(None, ge=0, le=100, description="A ratio to read out.")
+
+
+class ClipObjectiveBothSignsQuery(ClipObjectiveQuery):
+    advantage: float = Field(
+        1.0, gt=0, le=1e6, description="|A|: the answer holds A = +|A| and A = -|A|."
+    )
 
 
 class ValueCurveQuery(QueryModel):
@@ -306,6 +314,29 @@ def clip_objective(specs: Sequence[ClipCurveSpec]) -> list[bytes]:
 
 
 NUMPY = orjson.OPT_SERIALIZE_NUMPY
+
+
+def _clip_specs_both_signs(q: ClipObjectiveBothSignsQuery) -> tuple[ClipCurveSpec, ClipCurveSpec]:
+    positive = _clip_spec(q)
+    return positive, dataclasses.replace(positive, advantage=-positive.advantage)
+
+
+@batched_get(
+    "/clip-objective/both-signs",
+    ClipObjectiveBothSignsQuery,
+    ClipObjectiveBothSignsResponse,
+    prepare=_clip_specs_both_signs,
+    size=lambda pair: 2 * (pair[0].points + 1),
+)
+def clip_objective_both_signs(pairs: Sequence[tuple[ClipCurveSpec, ClipCurveSpec]]) -> list[bytes]:
+    """``/clip-objective`` for A = +|A| and A = -|A| in one answer (``positive``,
+    ``negative``), each exactly what ``/clip-objective`` answers for that advantage: the
+    page's clip panel draws both signs side by side from one request instead of two."""
+    bodies = clip_objective([spec for pair in pairs for spec in pair])
+    return [
+        b'{"positive":' + positive + b',"negative":' + negative + b"}"
+        for positive, negative in zip(bodies[::2], bodies[1::2], strict=True)
+    ]
 
 
 def _point(p: ClipPoint) -> dict[str, float | bool]:

@@ -13,7 +13,7 @@ import pytest
 
 from app.batching import MicroBatcher
 from app.main import create_app
-from app.schemas import ClipObjectiveResponse
+from app.schemas import ClipObjectiveBothSignsResponse, ClipObjectiveResponse
 from app.settings import Settings
 from ppo_core import clip_objective_curve
 
@@ -211,3 +211,45 @@ def test_a_bad_query_among_them_is_its_own_422(app: Any) -> None:
     assert bad.json()["detail"][0]["loc"] == ["query", "ratio_max"]
     assert json.dumps(good.json()) == json.dumps(expected_body(QUERIES[0]))
     assert app.state.batchers["/clip-objective"].items == 2  # the bad one never reached it
+
+
+# --- GET /api/v1/clip-objective/both-signs ----------------------------------------------------
+
+
+def test_both_signs_answer_is_the_two_single_answers(app: Any) -> None:
+    queries = [q for q in QUERIES if q["advantage"] > 0]
+
+    async def fetch() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            jobs = (client.get("/api/v1/clip-objective/both-signs", params=q) for q in queries)
+            return list(await asyncio.gather(*jobs))
+
+    responses = asyncio.run(fetch())
+    batcher = app.state.batchers["/clip-objective/both-signs"]
+    assert batcher.items == len(queries) and batcher.batches < len(queries)
+    for q, r in zip(queries, responses, strict=True):
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert list(body) == ["positive", "negative"]
+        negative = {**q, "advantage": -q["advantage"]}
+        assert json.dumps(body["positive"]) == json.dumps(expected_body(q))
+        assert json.dumps(body["negative"]) == json.dumps(expected_body(negative))
+        ClipObjectiveBothSignsResponse.model_validate_json(r.content)
+    # And the same numbers as the single-sign endpoint's, byte for byte.
+    single = asyncio.run(fetch_together(app, [queries[0], {**queries[0], "advantage": -1.0}]))
+    assert responses[0].content == (
+        b'{"positive":' + single[0].content + b',"negative":' + single[1].content + b"}"
+    )
+
+
+@pytest.mark.parametrize("advantage", ["0", "-1"])
+def test_both_signs_takes_the_magnitude_of_a(app: Any, advantage: str) -> None:
+    async def fetch() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.get(f"/api/v1/clip-objective/both-signs?advantage={advantage}")
+
+    r = asyncio.run(fetch())
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["query", "advantage"]

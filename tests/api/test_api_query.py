@@ -100,6 +100,7 @@ def test_unknown_parameters_are_refused_and_the_last_repeat_wins(client: TestCli
 def test_every_curve_endpoint_refuses_a_bad_value(client: TestClient) -> None:
     bad = {
         "/api/v1/clip-objective": "epsilon=0",
+        "/api/v1/clip-objective/both-signs": "advantage=0",
         "/api/v1/value-loss-curve": "clip_range=0",
         "/api/v1/entropy-comparison": "vocab_size=1",
         "/api/v1/kl-drift": "steps=1",

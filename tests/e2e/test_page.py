@@ -178,7 +178,7 @@ def test_a_broken_answer_is_not_remembered(page: Any, ui: Any) -> None:
                 return
         route.continue_()
 
-    page.route("**/api/v1/clip-objective*", once_broken)
+    page.route("**/api/v1/clip-objective/both-signs?*", once_broken)
     page.focus("#clip-epsilon")
     page.keyboard.press("ArrowRight")
     ui.wait_for("(window.__ppo.errors.clip || '').includes('not valid JSON')")

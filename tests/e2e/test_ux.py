@@ -156,7 +156,7 @@ def test_an_api_error_shows_under_the_controls_and_marks_the_charts_stale(
         }
     )
     page.route(
-        "**/api/v1/clip-objective?*",
+        "**/api/v1/clip-objective/both-signs?*",
         lambda route: route.fulfill(status=422, body=refusal, content_type="application/json"),
     )
     page.focus("#clip-adv")
@@ -171,7 +171,7 @@ def test_an_api_error_shows_under_the_controls_and_marks_the_charts_stale(
     assert error["bottom"] <= chart["top"] or error["right"] <= chart["left"]
     assert_in_view_and_beside(page, "#panel-clip .panel-error", "#panel-clip .presets")
     # The API answers again: the error and the stale mark go with the next draw.
-    page.unroute("**/api/v1/clip-objective?*")
+    page.unroute("**/api/v1/clip-objective/both-signs?*")
     count = ui.rendered("clip")
     page.keyboard.press("ArrowRight")
     ui.wait_for(f"window.__ppo.rendered.clip > {count}")

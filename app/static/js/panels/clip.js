@@ -17,10 +17,14 @@ function ratioMax(v) {
   return v.dual ? Math.max(2.5, Math.ceil((v.c + 0.5) * 2) / 2) : 2.5;
 }
 
-function query(v, sign) {
+/** Both signs of A come in one answer ({positive, negative}: /clip-objective for +|A| and
+ * -|A|): one request per move, not two (a jump waited on the slower of two). */
+const CURVES_URL = "/api/v1/clip-objective/both-signs";
+
+function query(v) {
   return {
     epsilon: v.eps,
-    advantage: sign * v.adv,
+    advantage: v.adv,
     ratio_min: 0,
     ratio_max: ratioMax(v),
     points: 101,
@@ -207,7 +211,7 @@ const DRAG_STEPS = 3;
  * keys go on or come back), the same stride on after a stride of 2-3 steps (a quick drag: a
  * step's neighbours would not be asked for). They are fetched while the current curves are
  * on screen. After a jump nothing is: the guesses would sit in the server's queue ahead of the
- * next jump's own requests (50 jumps fired back to back sent 200 requests, now about 100).
+ * next jump's own request (50 jumps fired back to back sent 200 requests; now 50, one per jump).
  * Values are rounded to the step as the browser does.
  */
 function neighbours(controls, before, v) {
@@ -235,18 +239,15 @@ async function update(panel, v) {
   c.setEnabled("eps", !v.asym, "Ignored here while Asymmetric clip is on (ε_low / ε_high replace it): untick it to use ε.");
   for (const key of ["epsl", "epsh"]) c.setEnabled(key, v.asym, "Off: tick Asymmetric clip to use it.");
   c.setEnabled("c", v.dual, "Off: tick Dual clip to use it.");
-  const [pos, neg] = await Promise.all([
-    getJSON("/api/v1/clip-objective", query(v, 1)),
-    getJSON("/api/v1/clip-objective", query(v, -1)),
-  ]);
+  const { positive: pos, negative: neg } = await getJSON(CURVES_URL, query(v));
   const div = document.getElementById("clip-chart");
   const fig = chart(pos, neg, v.adv, div.clientWidth, panel.frozenRanges("clip-chart"));
   await panel.draw("clip-chart", fig.traces, fig.layout);
   panel.root.querySelector("#clip-readout").innerHTML = readout(1, pos) + readout(-1, neg);
-  panel.setApiLink(apiUrl("/api/v1/clip-objective", query(v, 1)));
+  panel.setApiLink(apiUrl(CURVES_URL, query(v)));
   panel.rendered();
   for (const next of neighbours(panel.controls, drawn, v)) {
-    for (const sign of [1, -1]) prefetch("/api/v1/clip-objective", query(next, sign));
+    prefetch(CURVES_URL, query(next));
   }
   drawn = v;
 }
