@@ -19,6 +19,12 @@ from pathlib import Path
 
 import pytest
 
+# The helpers next to this file (`pytest tests/e2e` alone too).
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from e2e_support import ALL_RENDERED, wait_until
+
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -137,14 +143,7 @@ class UI:
         self.page = page
 
     def wait_for(self, expression: str, timeout: float = 20.0) -> object:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = self.page.evaluate(f"() => {expression}")  # type: ignore[attr-defined]
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for: {expression}")
-            time.sleep(0.02)
+        return wait_until(self.page, expression, timeout)
 
     def rendered(self, panel: str) -> int:
         return int(
@@ -154,10 +153,7 @@ class UI:
         )
 
     def wait_all_rendered(self) -> None:
-        self.wait_for(
-            "!!window.__ppo && Object.keys(window.__ppo.rendered).length >= 10 && "
-            "Object.values(window.__ppo.rendered).every(n => n > 0)"
-        )
+        self.wait_for(ALL_RENDERED)
 
 
 @pytest.fixture

@@ -9,13 +9,14 @@ inline scripts, so the audit runs in a browser context that bypasses it.
 
 from __future__ import annotations
 
+import functools
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e_support import ALL_RENDERED, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -57,30 +58,11 @@ def _report(findings: list[dict[str, Any]]) -> str:
 
 def _ready(page: Any, ui_wait: Any) -> None:
     page.goto(page.base + "/")
-    ui_wait(
-        "!!window.__ppo && Object.keys(window.__ppo.rendered).length >= 10 && "
-        "Object.values(window.__ppo.rendered).every(n => n > 0)"
-    )
-
-
-def _waiter(page: Any) -> Any:
-    """A poller like conftest's UI.wait_for (the page's CSP-free context is ours here)."""
-
-    def wait(expression: str, timeout: float = 20.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = page.evaluate(f"() => {expression}")
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for: {expression}")
-            time.sleep(0.02)
-
-    return wait
+    ui_wait(ALL_RENDERED)
 
 
 def test_axe_no_serious_findings_at_load(audit_page: Any) -> None:
-    wait = _waiter(audit_page)
+    wait = functools.partial(wait_until, audit_page)
     _ready(audit_page, wait)
     findings = axe_findings(audit_page)
     assert findings == [], _report(findings)
@@ -88,7 +70,7 @@ def test_axe_no_serious_findings_at_load(audit_page: Any) -> None:
 
 def test_axe_no_serious_findings_after_analyze_and_with_disabled_controls(audit_page: Any) -> None:
     page = audit_page
-    wait = _waiter(page)
+    wait = functools.partial(wait_until, page)
     _ready(page, wait)
     # Disabled controls: the clip panel's ε (ignored under asymmetric clip) and the lab's
     # KL target (off until its checkbox), each with its reason beside it.

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from e2e_support import ALL_RENDERED, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -30,23 +31,6 @@ def phone(browser: Any, base_url: str, problems: Any) -> Iterator[Any]:
     assert problems.items == [], "\n".join(problems.items)
 
 
-def wait(page: Any, expression: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = page.evaluate(f"() => {expression}")
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for: {expression}")
-        time.sleep(0.02)
-
-
-ALL_RENDERED = (
-    "!!window.__ppo && Object.keys(window.__ppo.rendered).length >= 10 && "
-    "Object.values(window.__ppo.rendered).every(n => n > 0)"
-)
-
-
 def hold(page: Any, pattern: str) -> list[Any]:
     """Requests matching `pattern` wait (unanswered) until the test continues them."""
     held: list[Any] = []
@@ -55,7 +39,7 @@ def hold(page: Any, pattern: str) -> list[Any]:
 
 
 def release(page: Any, held: list[Any]) -> None:
-    wait(page, "true")  # lets Playwright deliver the route events
+    wait_until(page, "true")  # lets Playwright deliver the route events
     deadline = time.monotonic() + 10
     while not held:
         assert time.monotonic() < deadline, "the held request never came"
@@ -101,7 +85,7 @@ def test_loading_state_then_chart_and_input_made_meanwhile_is_kept(page: Any, ui
     held = hold(page, "**/vendor/plotly-cartesian-*.min.js")
     page.goto(page.base + "/", wait_until="commit")
     # The modules run without plotly.js: the controls are bound, the charts say "loading".
-    wait(page, "!!window.__ppo && 'clip' in window.__ppo.rendered")
+    wait_until(page, "!!window.__ppo && 'clip' in window.__ppo.rendered")
     assert page.evaluate("() => typeof window.Plotly") == "undefined"
     chart = "document.getElementById('clip-chart')"
     assert page.evaluate(f"() => {chart}.getAttribute('aria-busy')") == "true"
@@ -130,7 +114,7 @@ def test_loading_state_then_chart_and_input_made_meanwhile_is_kept(page: Any, ui
 def test_input_made_before_the_modules_run_is_kept(page: Any, ui: Any) -> None:
     held = hold(page, "**/static/js/main.js")
     page.goto(page.base + "/", wait_until="commit")
-    wait(page, "!!window.__ppoTouched && !!document.getElementById('clip-epsilon')")
+    wait_until(page, "!!window.__ppoTouched && !!document.getElementById('clip-epsilon')")
     page.focus("#clip-epsilon")
     for _ in range(5):
         page.keyboard.press("ArrowRight")  # 0.2 -> 0.25
@@ -174,7 +158,7 @@ def test_first_panel_controls_and_both_charts_fit_a_desktop_screen(
     page = context.new_page()
     try:
         page.goto(base_url + "/")
-        wait(page, "!!window.__ppo && window.__ppo.rendered.clip > 0")
+        wait_until(page, "!!window.__ppo && window.__ppo.rendered.clip > 0")
         assert page.evaluate("() => scrollY") == 0
         outside = page.evaluate(
             """() => [...document.querySelectorAll('#panel-clip .controls .control,'
@@ -193,7 +177,7 @@ def test_first_panel_controls_and_both_charts_fit_a_desktop_screen(
 
 def test_phone_page_is_under_half_its_old_height_and_panels_unfold(phone: Any) -> None:
     phone.goto(phone.base + "/")
-    wait(phone, ALL_RENDERED)
+    wait_until(phone, ALL_RENDERED)
     height = phone.evaluate("() => document.documentElement.scrollHeight")
     assert height < PHONE_HEIGHT_BEFORE / 2, height
     assert phone.evaluate("() => document.documentElement.scrollWidth") <= 390
@@ -206,29 +190,29 @@ def test_phone_page_is_under_half_its_old_height_and_panels_unfold(phone: Any) -
     assert phone.locator("#panel-kl-body").is_hidden()
     # A nav link unfolds its panel; its charts are fitted to the phone.
     phone.click("nav a[href='#panel-kl']")
-    wait(phone, "document.getElementById('kl-chart-mean').getBoundingClientRect().width > 0")
+    wait_until(phone, "document.getElementById('kl-chart-mean').getBoundingClientRect().width > 0")
     assert phone.get_attribute("#panel-kl .panel-toggle", "aria-expanded") == "true"
     svg = "document.querySelector('#kl-chart-mean .main-svg')"
-    wait(phone, f"!!{svg} && {svg}.getBoundingClientRect().right <= 390")
+    wait_until(phone, f"!!{svg} && {svg}.getBoundingClientRect().right <= 390")
     # The heading's button folds it again.
     phone.click("#panel-kl .panel-toggle")
     assert phone.locator("#panel-kl-body").is_hidden()
     # A link into a folded panel (the hyperparameter table's, the findings') unfolds it too.
     phone.goto(phone.base + "/#panel-analyze")
-    wait(phone, ALL_RENDERED)
+    wait_until(phone, ALL_RENDERED)
     assert phone.locator("#analyze-run").is_visible()
 
 
 def test_phone_chart_stays_in_view_while_its_slider_moves(phone: Any) -> None:
     phone.goto(phone.base + "/")
-    wait(phone, ALL_RENDERED)
+    wait_until(phone, ALL_RENDERED)
     for slider in ("#clip-epsilon", "#clip-ratio"):
         phone.evaluate(f"() => document.querySelector({slider!r}).scrollIntoView({{block: 'end'}})")
         drawn = phone.evaluate("() => window.__ppo.rendered.clip")
         phone.focus(slider)
         for k in range(3):
             phone.keyboard.press("ArrowRight")
-            wait(phone, f"window.__ppo.rendered.clip > {drawn + k}")
+            wait_until(phone, f"window.__ppo.rendered.clip > {drawn + k}")
             chart = box(phone, "#clip-chart")
             control = box(phone, slider)
             assert chart["top"] >= -1 and chart["bottom"] <= 845, chart
@@ -251,7 +235,7 @@ def swipe(phone: Any, x: float, y: float, dx: float, dy: float) -> None:
 
 def test_a_vertical_swipe_on_a_slider_scrolls_and_never_moves_it(phone: Any) -> None:
     phone.goto(phone.base + "/")
-    wait(phone, ALL_RENDERED)
+    wait_until(phone, ALL_RENDERED)
     phone.evaluate("() => document.getElementById('clip-ratio').scrollIntoView({block: 'end'})")
     time.sleep(0.2)
     track = box(phone, "#clip-ratio")
@@ -271,14 +255,14 @@ def test_a_vertical_swipe_on_a_slider_scrolls_and_never_moves_it(phone: Any) -> 
     track = box(phone, "#clip-ratio")
     thumb = track["x"] + 12 + (track["width"] - 24) * 1.3 / 2.5
     swipe(phone, thumb, track["y"] + track["height"] / 2, 80, 0)
-    wait(phone, "new URLSearchParams(location.search).get('r') !== null")
+    wait_until(phone, "new URLSearchParams(location.search).get('r') !== null")
     assert float(phone.input_value("#clip-ratio")) > 1.6
     assert "r = 1.3" not in phone.text_content("#clip-readout")
 
 
 def test_a_swipe_on_a_chart_scrolls_the_page(phone: Any) -> None:
     phone.goto(phone.base + "/")
-    wait(phone, ALL_RENDERED)
+    wait_until(phone, ALL_RENDERED)
     phone.evaluate("() => document.getElementById('clip-ratio').scrollIntoView({block: 'end'})")
     time.sleep(0.2)
     chart = box(phone, "#clip-chart")  # the sticky chart: half the screen
@@ -293,7 +277,7 @@ def test_a_swipe_on_a_chart_scrolls_the_page(phone: Any) -> None:
 
 def test_touch_targets_are_at_least_24px(phone: Any) -> None:
     phone.goto(phone.base + "/")
-    wait(phone, ALL_RENDERED)
+    wait_until(phone, ALL_RENDERED)
     unfold_all(phone)
     small = phone.evaluate(
         """() => [...document.querySelectorAll(
@@ -307,7 +291,7 @@ def test_touch_targets_are_at_least_24px(phone: Any) -> None:
 
 def test_formulas_fit_a_phone(phone: Any) -> None:
     phone.goto(phone.base + "/")
-    wait(phone, ALL_RENDERED)
+    wait_until(phone, ALL_RENDERED)
     unfold_all(phone)
     cut = phone.evaluate(
         """() => [...document.querySelectorAll('.formula')]
