@@ -7,16 +7,16 @@ slider-to-redraw latency.
 Load: from navigation start to every panel drawn (``window.__ppo.firstRender``), in a fresh
 browser context (cold HTTP cache) and on reload (warm). First visible chart: in a fresh context
 at 1400 x 900, from navigation start to the first frame painted after a chart inside the
-viewport was drawn (an init script listens to ``panel:rendered``). Layout: the page's height
-at 1400 x 900 and on a 390 x 844 touch phone, and where the first chart starts. Interaction:
-the clip panel's epsilon slider moves, measured inside the page with ``performance.now()``
-from the ``input`` event to the panel's ``panel:rendered`` event (its two API answers in hand,
-one ``Plotly.react`` done) and to the frame that shows the new chart painted. Passes: one step
-at a time (the page has prefetched the neighbouring steps' curves while the previous ones were
-on screen) with idle time between moves (first against a cold server cache, then warm), then
-back to back (each move also waits for the previous frame); and pseudo-random jumps across the
-range (never one step: every move fetches its curves), spaced and back to back. Lab: time from
-opening the event stream to its first ``step``.
+viewport was drawn (an init script listens to ``panel:rendered``). Layout: the page's height at
+1400 x 900 and on a 390 x 844 touch phone, and where the first chart starts. Interaction: the
+clip panel's epsilon slider moves, measured inside the page with ``performance.now()`` from the
+``input`` event to the panel's ``panel:rendered`` event (its one API answer, both signs of A,
+in hand; one ``Plotly.react`` done) and to the frame that shows the new chart painted. Passes:
+one step at a time (the page has prefetched the neighbouring steps' curves while the previous
+ones were on screen) with idle time between moves (first against a cold server cache, then
+warm), then back to back (each move also waits for the previous frame); and pseudo-random jumps
+across the range (never one step: every move fetches its curves), spaced and back to back. Lab:
+time from opening the event stream to its first ``step``.
 """
 
 from __future__ import annotations

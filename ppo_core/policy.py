@@ -133,12 +133,9 @@ def clipped_surrogate(
     Bounds are numbers (:class:`ClipBounds`) or tensors broadcast with ``ratio``
     (:class:`ElementBounds`); both give the same values element by element.
     """
-    if isinstance(bounds, ClipBounds):  # (two calls only because torch types them apart)
-        clamped = ratio.clamp(bounds.low, bounds.high)
-    else:
-        clamped = ratio.clamp(bounds.low, bounds.high)
     loss_unclipped = -advantages * ratio
-    loss_clipped = -advantages * clamped
+    # Numbers or tensors: torch's stubs type the two forms as separate overloads.
+    loss_clipped = -advantages * ratio.clamp(bounds.low, bounds.high)  # type: ignore[arg-type]
     loss = torch.maximum(loss_unclipped, loss_clipped)
     clipped_taken = loss_clipped > loss_unclipped
     dual_taken = None
