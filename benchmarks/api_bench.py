@@ -39,6 +39,18 @@ request = function()
 end
 """
 
+RANDOM_BOTH_SIGNS_LUA = """
+math.randomseed(os.time() + 2)
+request = function()
+  local eps = 0.05 + math.random() * 0.9
+  local adv = 0.1 + math.random() * 2.9
+  local r = math.random() * 2.5
+  local fmt = "/api/v1/clip-objective/both-signs?ratio_min=0&ratio_max=2.5&points=101"
+    .. "&epsilon=%.6f&advantage=%.6f&ratio=%.6f"
+  return wrk.format("GET", string.format(fmt, eps, adv, r))
+end
+"""
+
 RANDOM_FAMILY_LUA = """
 math.randomseed(os.time() + 1)
 request = function()
@@ -183,6 +195,7 @@ def main() -> int:
         scripts = {}
         for name, lua in (
             ("clip", RANDOM_CLIP_LUA),
+            ("both", RANDOM_BOTH_SIGNS_LUA),
             ("family", RANDOM_FAMILY_LUA),
             ("policy", POLICY_LOSS_LUA),
         ):
@@ -196,6 +209,9 @@ def main() -> int:
             ),
             "/api/v1/clip-objective (random eps, A: computed)": wrk(
                 base, args.duration, scripts["clip"]
+            ),
+            "/api/v1/clip-objective/both-signs (random eps, A, r: 2 curves computed)": wrk(
+                base, args.duration, scripts["both"]
             ),
             "/api/v1/objective-curves (same query: cached)": wrk(
                 f"{base}/api/v1/objective-curves?points=101", args.duration
